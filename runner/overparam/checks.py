@@ -1,0 +1,249 @@
+"""Assertion kinds: typed data in the spec, evaluated over the selected results of its models.
+
+Seeds combine per check: `all` (default) means the relation must hold for every seed on its
+own; `median` applies it once to the median over seeds. Every result carries the numbers
+that decided it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from overparam.results import Metric, ModelResult, max_rel_dev, median, metric_per_seed
+
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+SeedRule = Literal["all", "median"]
+Refs = list[tuple[tuple[str | int, ...], str]]
+
+
+class _MetricCheck(BaseModel):
+    model_config = STRICT
+    metric: Metric
+    gap: float | None = Field(None, gt=0.0, description="threshold for steps_to_gap")
+    seeds: SeedRule = "all"
+    says: str = Field("", description="the claim this check states, in words")
+
+    @model_validator(mode="after")
+    def _gap_for_steps(self) -> _MetricCheck:
+        if self.metric == "steps_to_gap" and self.gap is None:
+            raise ValueError("metric steps_to_gap needs `gap: <threshold>`")
+        return self
+
+
+class OrderCheck(_MetricCheck):
+    """`models` listed best first: the metric strictly increases along the list."""
+
+    kind: Literal["order"]
+    models: list[str] = Field(..., min_length=2)
+
+    def model_refs(self) -> Refs:
+        return [(("models", i), name) for i, name in enumerate(self.models)]
+
+
+class RatioCheck(_MetricCheck):
+    """metric(model) / metric(over) ≥ at_least and/or ≤ at_most."""
+
+    kind: Literal["ratio"]
+    model: str
+    over: str
+    at_least: float | None = Field(None, gt=0.0)
+    at_most: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> RatioCheck:
+        if self.at_least is None and self.at_most is None:
+            raise ValueError("a ratio check needs at_least or at_most")
+        return self
+
+    def model_refs(self) -> Refs:
+        return [(("model",), self.model), (("over",), self.over)]
+
+
+class BoundCheck(_MetricCheck):
+    """lo ≤ metric(model) ≤ hi."""
+
+    kind: Literal["bound"]
+    model: str
+    lo: float | None = None
+    hi: float | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> BoundCheck:
+        if self.lo is None and self.hi is None:
+            raise ValueError("a bound check needs lo or hi")
+        return self
+
+    def model_refs(self) -> Refs:
+        return [(("model",), self.model)]
+
+
+class CloseCheck(BaseModel):
+    """Two models' curves stay within `tol` relative deviation at every recorded step."""
+
+    model_config = STRICT
+    kind: Literal["close"]
+    models: list[str] = Field(..., min_length=2, max_length=2)
+    on: Literal["loss", "gap"] = "loss"
+    tol: float = Field(..., gt=0.0)
+    seeds: SeedRule = "all"
+    says: str = ""
+
+    def model_refs(self) -> Refs:
+        return [(("models", i), name) for i, name in enumerate(self.models)]
+
+
+class OvertakesCheck(BaseModel):
+    """models[0] is behind models[1] (higher gap) at some recorded step, then ahead to the end;
+    the overtaking step is the first from which it stays ahead, and must come by step `by`."""
+
+    model_config = STRICT
+    kind: Literal["overtakes"]
+    models: list[str] = Field(..., min_length=2, max_length=2)
+    by: int | None = Field(None, ge=1, description="latest allowed overtaking step")
+    seeds: Literal["all"] = "all"
+    says: str = ""
+
+    def model_refs(self) -> Refs:
+        return [(("models", i), name) for i, name in enumerate(self.models)]
+
+
+Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesCheck, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    statement: str  # the relation, e.g. "final_gap: 3-layer < 2-layer < 1-layer"
+    evidence: str  # the numbers that decided it
+
+
+def evaluate(check: Check, results: dict[str, ModelResult]) -> CheckResult:
+    missing = [name for _, name in check.model_refs() if results[name].lr is None]
+    if missing:
+        reasons = "; ".join(f"{n}: {results[n].why_none}" for n in missing)
+        return CheckResult(False, _statement(check), f"no usable runs ({reasons})")
+    return EVALUATORS[type(check)](check, results)
+
+
+def _values(check: _MetricCheck, result: ModelResult) -> list[float]:
+    """Per seed for `all`, a single median for `median`."""
+    values = metric_per_seed(result, check.metric, check.gap)
+    return values if check.seeds == "all" else [median(values)]
+
+
+def _order(check: OrderCheck, results: dict[str, ModelResult]) -> CheckResult:
+    columns = [_values(check, results[name]) for name in check.models]
+    rows = list(zip(*columns))
+    holds = [all(a < b for a, b in zip(row, row[1:])) for row in rows]
+    evidence = "; ".join(
+        _seed_label(check, results, i) + " < ".join(_fmt(v) for v in row) + ("" if ok else " ✗")
+        for i, (row, ok) in enumerate(zip(rows, holds))
+    )
+    return CheckResult(all(holds), _statement(check), evidence)
+
+
+def _ratio(check: RatioCheck, results: dict[str, ModelResult]) -> CheckResult:
+    ratios = [_ratio_of(a, b) for a, b in zip(_values(check, results[check.model]), _values(check, results[check.over]))]
+    holds = [(check.at_least is None or r >= check.at_least) and (check.at_most is None or r <= check.at_most) for r in ratios]
+    evidence = "; ".join(
+        _seed_label(check, results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
+    )
+    return CheckResult(all(holds), _statement(check), evidence)
+
+
+def _bound(check: BoundCheck, results: dict[str, ModelResult]) -> CheckResult:
+    values = _values(check, results[check.model])
+    holds = [(check.lo is None or v >= check.lo) and (check.hi is None or v <= check.hi) for v in values]
+    evidence = "; ".join(_seed_label(check, results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
+    return CheckResult(all(holds), _statement(check), evidence)
+
+
+def _close(check: CloseCheck, results: dict[str, ModelResult]) -> CheckResult:
+    a, b = (results[name] for name in check.models)
+    curves_a, curves_b = (a.gaps, b.gaps) if check.on == "gap" else (a.losses, b.losses)
+    devs = [max_rel_dev(x, y) for x, y in zip(curves_a, curves_b)]
+    devs = devs if check.seeds == "all" else [median(devs)]
+    holds = [d <= check.tol for d in devs]
+    evidence = "; ".join(
+        _seed_label(check, results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
+    )
+    return CheckResult(all(holds), _statement(check), evidence)
+
+
+def _overtakes(check: OvertakesCheck, results: dict[str, ModelResult]) -> CheckResult:
+    a, b = (results[name] for name in check.models)
+    seeds = [overtaking_step(x, y, a.steps) for x, y in zip(a.gaps, b.gaps)]
+    holds = [s is not None and not math.isinf(s) and (check.by is None or s <= check.by) for s in seeds]
+    evidence = "; ".join(
+        _seed_label(check, results, i) + _overtaking_text(s) + ("" if ok else " ✗") for i, (s, ok) in enumerate(zip(seeds, holds))
+    )
+    return CheckResult(all(holds), _statement(check), evidence)
+
+
+def overtaking_step(a: torch.Tensor, b: torch.Tensor, steps: torch.Tensor) -> float | None:
+    """First recorded step from which curve a stays below b to the end; None if a is never
+    above b (nothing to overtake), inf if a does not end below b."""
+    behind = a >= b
+    if not bool(behind.any()):
+        return None
+    last_behind = int(behind.nonzero()[-1, 0])
+    return math.inf if last_behind == len(a) - 1 else float(steps[last_behind + 1])
+
+
+def _overtaking_text(step: float | None) -> str:
+    if step is None:
+        return "ahead from the start (nothing to overtake)"
+    return "does not end ahead" if math.isinf(step) else f"overtakes at step {step:,.0f}"
+
+
+EVALUATORS: dict[type, Callable[..., CheckResult]] = {
+    OvertakesCheck: _overtakes,
+    OrderCheck: _order,
+    RatioCheck: _ratio,
+    BoundCheck: _bound,
+    CloseCheck: _close,
+}
+
+
+def _statement(check: Check) -> str:
+    if isinstance(check, CloseCheck):
+        return f"{check.on} curves of {check.models[0]} and {check.models[1]} within {check.tol:g} relative"
+    if isinstance(check, OvertakesCheck):
+        by = f" by step {check.by:,}" if check.by else ""
+        return f"{check.models[0]} overtakes {check.models[1]}{by} (L − L*)"
+    metric = check.metric + (f"(gap ≤ {check.gap:g})" if check.gap else "")
+    seeds = "" if check.seeds == "all" else " (median over seeds)"
+    if isinstance(check, OrderCheck):
+        return f"{metric}: " + " < ".join(check.models) + seeds
+    if isinstance(check, RatioCheck):
+        bounds = " and ".join(
+            b for b in (f"≥ {check.at_least:g}" if check.at_least else "", f"≤ {check.at_most:g}" if check.at_most else "") if b
+        )
+        return f"{metric} of {check.model} / {check.over} {bounds}{seeds}"
+    bounds = " and ".join(
+        b for b in (f"≥ {check.lo:g}" if check.lo is not None else "", f"≤ {check.hi:g}" if check.hi is not None else "") if b
+    )
+    return f"{metric} of {check.model} {bounds}{seeds}"
+
+
+def _seed_label(check: Check, results: dict[str, ModelResult], index: int) -> str:
+    if check.seeds == "median":
+        return "median: "
+    seeds = next(iter(results.values())).seeds
+    return f"seed {seeds[index]}: " if len(seeds) > 1 else ""
+
+
+def _ratio_of(a: float, b: float) -> float:
+    if b == 0:
+        return math.inf if a > 0 else 1.0
+    return a / b
+
+
+def _fmt(value: float) -> str:
+    return "never" if math.isinf(value) else f"{value:.4g}"

@@ -1,0 +1,186 @@
+"""The `overparam` command: run, verify-all, validate, list, schema.
+
+Exit codes: 0 every check holds, 1 a check fails, 2 bad input (one located line per problem).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from overparam.errors import OverparamError
+from overparam.pipeline import Options, Outcome, Session, verify
+from overparam.progress import RichProgress
+from overparam.report import write_index
+from overparam.spec import Spec, check_all_profiles, load_spec
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(command: F) -> F:
+    """User errors become their lines on stderr and exit 2, never a traceback; Ctrl-C says what was kept."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except OverparamError as error:
+            for line in error.lines:
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: every finished group of runs is in the run store; rerun to continue from there")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+SpecPaths = Annotated[list[Path], typer.Argument(help="spec files", show_default=False)]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="a named profile of the spec (e.g. paper)")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, or cuda / cuda:N where present")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with the UCI batch*.dat files")]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="ignore the run store: train every run again")]
+StoreOpt = Annotated[Path, typer.Option("--store", help="the run store (SQLite)")]
+ReportsOpt = Annotated[Path, typer.Option("--reports", help="where reports are written")]
+SpecsDirOpt = Annotated[Path, typer.Option("--specs", help="folder of spec files")]
+
+
+@app.command()
+@user_errors
+def run(
+    specs: SpecPaths,
+    profile: ProfileOpt = None,
+    device: DeviceOpt = "cpu",
+    data_dir: DataDirOpt = None,
+    fresh: FreshOpt = False,
+    store: StoreOpt = Path(".overparam/runs.sqlite"),
+    reports: ReportsOpt = Path("reports"),
+) -> None:
+    """Run specs, check their claims, write reports/<id>.md."""
+    options = Options(store, reports, profile, _checked_device(device), data_dir, fresh)
+    for path in specs:
+        load_spec(path, profile)  # every spec is checked before anything trains
+    outcomes = [_verify_one(path, options, Session()) for path in specs]
+    raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
+
+
+@app.command("verify-all")
+@user_errors
+def verify_all(
+    specs_dir: SpecsDirOpt = Path("specs"),
+    profile: ProfileOpt = None,
+    device: DeviceOpt = "cpu",
+    data_dir: DataDirOpt = None,
+    fresh: FreshOpt = False,
+    store: StoreOpt = Path(".overparam/runs.sqlite"),
+    reports: ReportsOpt = Path("reports"),
+) -> None:
+    """Run every spec in a folder, then write the index reports/README.md."""
+    paths = _spec_files(specs_dir)
+    specs = [check_all_profiles(path) for path in paths]
+    session = Session()
+    outcomes = []
+    for path, spec in zip(paths, specs):
+        chosen = profile if profile in spec.profiles else None
+        if profile and chosen is None:
+            err.print(f"[yellow]{spec.id}: no profile {profile!r}; running its default profile[/]")
+        options = Options(store, reports, chosen, _checked_device(device), data_dir, fresh)
+        outcomes.append(_verify_one(path, options, session))
+    rows = [(o.spec, o.report.name, o.passed, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}") for o in outcomes]
+    index = write_index(rows, reports)
+    _summary(outcomes)
+    out.print(f"index: {index}")
+    raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
+
+
+@app.command()
+@user_errors
+def validate(specs: SpecPaths) -> None:
+    """Check spec files (and every profile in them); print every problem as file:line:col."""
+    problems: list[str] = []
+    for path in specs:
+        try:
+            check_all_profiles(path)
+        except OverparamError as error:
+            problems.extend(error.lines)
+    if problems:
+        raise OverparamError(*problems)
+    out.print(f"{len(specs)} spec{'s' if len(specs) != 1 else ''} valid")
+
+
+@app.command("list")
+@user_errors
+def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
+    """A table of the claims in the specs folder."""
+    table = Table(title="claims")
+    for column in ("id", "group", "title", "models", "checks", "profiles"):
+        table.add_column(column)
+    for path in _spec_files(specs_dir):
+        spec = load_spec(path)
+        models = ", ".join(m.name for m in spec.models)
+        table.add_row(spec.id, spec.group, spec.title, models, str(len(spec.checks)), ", ".join(spec.profiles) or "—")
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def schema() -> None:
+    """Print the JSON Schema of a spec."""
+    sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=2) + "\n")
+
+
+def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
+    outcome = verify(path, options, session, RichProgress(err))
+    verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
+    source = f"{outcome.trained} runs trained, {outcome.cached} from the run store"
+    out.print(f"{verdict} {outcome.spec.id} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}")
+    for check in outcome.checks:
+        if not check.passed:
+            out.print(f"  [red]✗[/] {check.statement}: {check.evidence}")
+    return outcome
+
+
+def _summary(outcomes: list[Outcome]) -> None:
+    table = Table(title="verify-all")
+    for column in ("claim", "status", "checks", "report"):
+        table.add_column(column)
+    for o in outcomes:
+        status = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
+        table.add_row(o.spec.id, status, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", str(o.report))
+    out.print(table)
+
+
+def _spec_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise OverparamError(f"{folder}: no such folder of specs; pass --specs DIR")
+    paths = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    if not paths:
+        raise OverparamError(f"{folder}: holds no *.yaml specs")
+    return paths
+
+
+def _checked_device(device: str) -> str:
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise OverparamError(f"--device {device}: no CUDA device here; use --device cpu")
+        return device
+    raise OverparamError(f"--device {device}: unknown device; use cpu or cuda")
+
+
+def main() -> None:
+    app(prog_name="overparam")

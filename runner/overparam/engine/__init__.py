@@ -1,0 +1,10 @@
+"""The numerics: batched deep-linear models, their initialisation, and the step loop.
+
+The engine knows no claim: it trains groups of runs that share a model shape and reports
+their loss curves. Specs, checks and reports are layers above it.
+"""
+
+from overparam.engine.loop import Trace, run_loop
+from overparam.engine.models import DeepLinear, EndToEnd, end_to_end_direction
+
+__all__ = ["DeepLinear", "EndToEnd", "Trace", "end_to_end_direction", "run_loop"]

@@ -1,0 +1,57 @@
+"""Train planned runs, one batched program per group, and store each group as it finishes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from overparam.dataset import Dataset
+from overparam.engine import DeepLinear, EndToEnd, run_loop
+from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
+from overparam.plan import Run, grouped
+from overparam.store import RunStore, StoredRun
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+Progress = Callable[[int], None]  # run-steps just finished
+
+
+def train_runs(runs: list[Run], dataset: Dataset, store: RunStore, device: str, on_progress: Progress) -> None:
+    """Train `runs` group by group; each finished group is stored at once, so a crash loses one group at most."""
+    for group in grouped(runs):
+        store.put(train_group(group, dataset, device, on_progress))
+
+
+def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Progress) -> list[StoredRun]:
+    """Runs of one shape, trained together; each run's numbers depend only on its own config."""
+    first = group[0].config
+    dtype = DTYPES[first["dtype"]]
+    X = dataset.X.to(device=device, dtype=dtype)
+    y = dataset.y.to(device=device, dtype=dtype)
+    lr = torch.tensor([r.lr for r in group], dtype=dtype, device=device)
+    model = _batched_model(group, X.shape[1], lr, dtype, device)
+    last = 0
+
+    def advance(step: int) -> None:
+        nonlocal last
+        on_progress((step - last) * len(group))
+        last = step
+
+    start = time.perf_counter()
+    trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance)
+    share = (time.perf_counter() - start) / len(group)
+    return [StoredRun(run.key, run.config, trace.losses[i], trace.diverged_at[i], share, device) for i, run in enumerate(group)]
+
+
+def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> DeepLinear | EndToEnd:
+    first = group[0].config
+    kind, depth, width = first["model"]["kind"], first["model"]["depth"], first["model"]["width"] or 1
+    weight_decay = first["weight_decay"]
+    inits = [parse_init(run.config["init"]) for run in group]
+    if kind == "end_to_end":
+        w = torch.stack([initial_end_to_end(init, d, run.seed) for init, run in zip(inits, group)])
+        return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, depth)
+    per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
+    layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]
+    return DeepLinear(layers, lr, weight_decay)

@@ -1,0 +1,67 @@
+"""Expand a spec into runs (model × lr × seed) and group the runs one batched program can share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from overparam.spec import EndToEndModel, LinearNet, Spec
+
+ENGINE_VERSION = "1"  # bump when a change to the engine changes numbers: it invalidates the store
+
+
+@dataclass(frozen=True)
+class Run:
+    model: str  # the spec's model name (not part of the key: renaming reuses results)
+    lr: float
+    seed: int
+    config: dict[str, Any]  # everything that determines the numbers, besides the data
+    key: str  # hash of config + data fingerprint + engine version
+
+    @property
+    def batch_key(self) -> str:
+        """Runs that differ only in lr, seed and initial weights share one batched program."""
+        shared = {k: v for k, v in self.config.items() if k not in ("lr", "seed", "init")}
+        return json.dumps(shared, sort_keys=True)
+
+
+def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
+    runs = []
+    for model in spec.models:
+        for lr in spec.tune.lr:
+            for seed in spec.seeds:
+                config = run_config(spec, model, lr, seed)
+                runs.append(Run(model.name, lr, seed, config, run_key(config, data_fingerprint)))
+    return runs
+
+
+def run_config(spec: Spec, model: LinearNet | EndToEndModel, lr: float, seed: int) -> dict[str, Any]:
+    width = model.width if isinstance(model, LinearNet) and model.depth > 1 else None
+    init = model.init or spec.train.init
+    return {
+        "model": {"kind": model.kind, "depth": model.depth, "width": width},
+        "init": init.model_dump(),
+        "loss": spec.loss.model_dump(),
+        "optimizer": spec.train.optimizer.model_dump(),
+        "lr": lr,
+        "seed": seed,
+        "steps": spec.train.steps,
+        "record_every": spec.train.record_every,
+        "weight_decay": spec.train.weight_decay,
+        "dtype": spec.train.dtype,
+    }
+
+
+def run_key(config: dict[str, Any], data_fingerprint: str) -> str:
+    blob = json.dumps({"config": config, "data": data_fingerprint, "engine": ENGINE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def grouped(runs: list[Run]) -> list[list[Run]]:
+    """Runs batched by `batch_key`, in first-seen order."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.batch_key, []).append(run)
+    return list(groups.values())

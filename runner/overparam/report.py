@@ -1,0 +1,248 @@
+"""The Markdown report of one claim (plus its figure), and the index of all claims."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from overparam import provenance
+from overparam.checks import CheckResult
+from overparam.dataset import Dataset
+from overparam.figures import gap_figure
+from overparam.results import ModelResult, median
+from overparam.select import LrScore, score_text
+from overparam.spec import Spec
+from overparam.store import StoredRun
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    spec: Spec
+    spec_path: Path
+    profile: str | None
+    data: Dataset
+    optimum: float
+    results: dict[str, ModelResult]
+    sweeps: dict[str, list[LrScore]]
+    checks: list[CheckResult]
+    stored: list[StoredRun]
+    trained: int
+    wall_s: float
+    device: str
+
+
+def report_name(spec_id: str, profile: str | None) -> str:
+    return spec_id if profile is None else f"{spec_id}-{profile}"
+
+
+def write_report(inputs: ReportInputs, reports: Path) -> Path:
+    name = report_name(inputs.spec.id, inputs.profile)
+    figure = reports / "figures" / f"{name}.png"
+    p = f"{inputs.spec.loss.p:g}"
+    gap_figure(
+        list(inputs.results.values()),
+        f"ℓ{p} loss − L* (distance from optimum)",
+        f"{inputs.spec.title} [{inputs.profile or 'default'} profile]",
+        figure,
+    )
+    path = reports / f"{name}.md"
+    write_atomic(path, render(inputs, f"figures/{figure.name}"))
+    return path
+
+
+def render(inputs: ReportInputs, figure: str) -> str:
+    spec = inputs.spec
+    passed = sum(c.passed for c in inputs.checks)
+    status = "PASS" if passed == len(inputs.checks) else "FAIL"
+    parts = [
+        f"# {spec.title}\n",
+        f"**{status}**: {passed} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
+        f"**Claim.** {spec.claim}\n",
+        _paper_section(inputs),
+        f"![{spec.id}]({figure})\n",
+        "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
+        _checks_section(inputs.checks),
+        _results_section(inputs),
+        _sweep_section(inputs),
+        _setup_section(inputs),
+        _assumptions_section(spec, inputs.data),
+        _provenance_section(inputs),
+    ]
+    return "\n".join(parts)
+
+
+def _paper_section(inputs: ReportInputs) -> str:
+    ref = inputs.spec.paper
+    lines = ["## The paper\n", f"Section {ref.section}" + (f", {ref.figure}" if ref.figure else "") + ". " + ref.statement + "\n"]
+    if ref.final_gap:
+        at = f"{ref.at_step:,}" if ref.at_step else "the end"
+        ours_at = f"{inputs.spec.train.steps:,}"
+        lines.append(f"| model | paper: L − L* at step {at} | ours: L − L* at step {ours_at} (median over seeds) |")
+        lines.append("|---|---|---|")
+        for name, value in ref.final_gap.items():
+            lines.append(f"| {name} | ≈{value:.2g} | {_median_final_gap(inputs.results[name])} |")
+        lines.append("")
+        if ref.at_step and ref.at_step != inputs.spec.train.steps:
+            lines.append(
+                f"Our run stops at step {ours_at}, the paper's at {at}: compare the ordering and the trend, not the values. The `paper` profile runs the paper's step count.\n"
+            )
+    return "\n".join(lines)
+
+
+def _checks_section(checks: list[CheckResult]) -> str:
+    lines = ["## Checks\n", "| | check | evidence |", "|---|---|---|"]
+    for check in checks:
+        lines.append(f"| {'PASS' if check.passed else '**FAIL**'} | {check.statement} | {check.evidence} |")
+    return "\n".join(lines) + "\n"
+
+
+def _results_section(inputs: ReportInputs) -> str:
+    results = list(inputs.results.values())
+    level = _common_gap_level(results)
+    seeds = inputs.spec.seeds
+    head = "| model | picked lr | " + " | ".join(f"L − L*, seed {s}" for s in seeds) + f" | steps to L − L* ≤ {level:.3g} (median) |"
+    lines = ["## Results per model\n", head, "|" + "---|" * (3 + len(seeds))]
+    for r in results:
+        if r.lr is None:
+            lines.append(f"| {r.name} | none: {r.why_none} |" + " — |" * (len(seeds) + 1))
+            continue
+        finals = " | ".join(f"{g:.4g}" for g in r.gaps[:, -1].tolist())
+        lines.append(f"| {r.name} | {r.lr:g} | {finals} | {_steps_to(r, level)} |")
+    lines.append(
+        f"\nThe step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
+    )
+    return "\n".join(lines)
+
+
+def _sweep_section(inputs: ReportInputs) -> str:
+    spec = inputs.spec
+    rule = {
+        "lowest_final_gap": "median over seeds of the final L − L*",
+        "lowest_mean_log_gap": "median over seeds of the mean of log10(L − L*) over the run",
+    }[spec.tune.pick]
+    lines = [
+        "## Learning-rate sweep\n",
+        f"Score per lr ({rule}; lower is better; an lr where any seed diverged is never picked). **Bold**: picked.\n",
+    ]
+    lines.append("| lr | " + " | ".join(m.name for m in spec.models) + " |")
+    lines.append("|---|" + "---|" * len(spec.models))
+    for i, lr in enumerate(spec.tune.lr):
+        cells = []
+        for model in spec.models:
+            score = inputs.sweeps[model.name][i]
+            text = score_text(score, spec.tune.pick)
+            cells.append(f"**{text}**" if inputs.results[model.name].lr == lr else text)
+        lines.append(f"| {lr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _setup_section(inputs: ReportInputs) -> str:
+    spec, data = inputs.spec, inputs.data
+    train = spec.train
+    models = "; ".join(_model_text(m) for m in spec.models)
+    rows = [
+        ("data", f"{data.name}: {data.shape[0]} rows × {data.shape[1]} features"),
+        (
+            "loss",
+            f"ℓ{spec.loss.p:g}: mean over examples of |xᵀw − y|^{spec.loss.p:g} (no 1/p factor); L* = {inputs.optimum:.12g} (exact: {'least squares' if spec.loss.p == 2 else 'Newton'})",
+        ),
+        ("models", models),
+        ("optimizer", f"full-batch {train.optimizer.kind}, weight decay {train.weight_decay:g}"),
+        ("steps", f"{train.steps:,} (loss recorded every {train.record_every:,})"),
+        ("init", _init_text(train.init)),
+        ("learning rates", ", ".join(f"{v:g}" for v in spec.tune.lr) + f" (pick: {spec.tune.pick})"),
+        ("seeds", ", ".join(map(str, spec.seeds))),
+        ("dtype", train.dtype),
+    ]
+    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+
+
+def _assumptions_section(spec: Spec, data: Dataset) -> str:
+    notes = list(spec.assumptions)
+    if "class label" in data.details:
+        notes.append("Data label: " + data.details["class label"] + ".")
+    if not notes:
+        return ""
+    return "## Assumptions (choices the paper leaves open)\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _provenance_section(inputs: ReportInputs) -> str:
+    cwd = inputs.spec_path.resolve().parent
+    devices = sorted({r.device for r in inputs.stored})
+    train_s = sum(r.wall_s for r in inputs.stored)
+    rows = [
+        ("commit", provenance.git_commit(cwd)),
+        ("versions", provenance.versions()),
+        ("device", f"{provenance.device_name(inputs.device)}; runs trained on: {', '.join(devices)}"),
+        ("dtype", inputs.spec.train.dtype),
+        ("runs", f"{len(inputs.stored)} ({inputs.trained} trained now, {len(inputs.stored) - inputs.trained} from the run store)"),
+        ("training time", f"{train_s:.1f} s summed over the runs when they were trained"),
+        ("wall time", f"{inputs.wall_s:.1f} s for this invocation"),
+        ("date", provenance.now_utc()),
+    ]
+    rows += [(f"data {k}", v) for k, v in inputs.data.details.items() if k != "class label"]
+    rows.append(("data fingerprint", inputs.data.fingerprint))
+    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+
+
+def _median_final_gap(result: ModelResult) -> str:
+    if result.lr is None:
+        return "no usable run"
+    return f"{median(result.gaps[:, -1].tolist()):.3g}"
+
+
+def _common_gap_level(results: list[ModelResult]) -> float:
+    finals = [median(r.gaps[:, -1].tolist()) for r in results if r.lr is not None]
+    return max(finals) if finals else math.nan
+
+
+def _steps_to(result: ModelResult, level: float) -> str:
+    per_seed = []
+    for row in result.gaps:
+        hits = (row <= level).nonzero()
+        per_seed.append(float(result.steps[hits[0, 0]]) if len(hits) else math.inf)
+    value = median(per_seed)
+    return "not reached" if math.isinf(value) else f"{value:,.0f}"
+
+
+def _model_text(model) -> str:  # noqa: ANN001 - a LinearNet or EndToEndModel
+    if model.kind == "end_to_end":
+        return f"{model.name}: depth-1 model with the end-to-end rule of depth {model.depth}"
+    width = f", width {model.width}" if model.depth > 1 else ""
+    return f"{model.name}: depth {model.depth}{width}" + (f", init {_init_text(model.init)}" if model.init else "")
+
+
+def _init_text(init) -> str:  # noqa: ANN001 - any Init
+    fields = ", ".join(f"{k} {v:g}" for k, v in init.model_dump().items() if k != "kind")
+    return f"{init.kind} ({fields})"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_index(rows: list[tuple[Spec, str, bool, str]], reports: Path) -> Path:
+    """`reports/README.md`: one row per claim (spec, report file, passed, checks summary), by group."""
+    lines = [
+        "# Claims of Arora, Cohen & Hazan (ICML 2018), verified\n",
+        "Written by `overparam verify-all`; each row links the report that holds its evidence.\n",
+    ]
+    for group in ("experiments", "theory"):
+        members = [row for row in rows if row[0].group == group]
+        if not members:
+            continue
+        lines += [f"## {group.capitalize()}\n", "| claim | status | checks | what the paper states |", "|---|---|---|---|"]
+        for spec, report, passed, summary in members:
+            statement = spec.paper.statement or spec.claim
+            lines.append(f"| [{spec.title}]({report}) | {'PASS' if passed else '**FAIL**'} | {summary} | {statement} |")
+        lines.append("")
+    lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")
+    path = reports / "README.md"
+    write_atomic(path, "\n".join(lines))
+    return path

@@ -1,0 +1,54 @@
+"""The selected outcome of one model (its tuned lr, per-seed curves) and the metrics read off it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Metric = Literal["final_loss", "final_gap", "steps_to_gap"]
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """One model at its chosen learning rate: a curve per seed, recorded at `steps`."""
+
+    name: str
+    lr: float | None  # None when every lr of the grid diverged
+    seeds: list[int]
+    steps: torch.Tensor  # (T,) the recorded step numbers
+    losses: torch.Tensor  # (S, T) float64
+    optimum: float  # L*
+    why_none: str = ""  # why no lr could be picked
+
+    @property
+    def gaps(self) -> torch.Tensor:
+        return self.losses - self.optimum
+
+
+def metric_per_seed(result: ModelResult, metric: Metric, gap: float | None = None) -> list[float]:
+    """The metric for every seed of `result` (inf for a gap never reached)."""
+    if metric == "final_loss":
+        return result.losses[:, -1].tolist()
+    if metric == "final_gap":
+        return result.gaps[:, -1].tolist()
+    assert gap is not None, "steps_to_gap needs a gap threshold (the schema enforces it)"
+    return [_first_step_below(row, result.steps, gap) for row in result.gaps]
+
+
+def _first_step_below(gaps: torch.Tensor, steps: torch.Tensor, threshold: float) -> float:
+    hits = (gaps <= threshold).nonzero()
+    return float(steps[hits[0, 0]]) if len(hits) else math.inf
+
+
+def max_rel_dev(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max_t |a_t − b_t| / |b_t| over two curves of one seed."""
+    return float(((a - b).abs() / b.abs()).max())
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

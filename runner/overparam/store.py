@@ -1,0 +1,80 @@
+"""The run store: one SQLite row per finished run, keyed by the run's hash.
+
+Writes are single transactions, so a crash never leaves half a run; WAL mode lets several
+processes read and write one store at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    losses BLOB NOT NULL,        -- zlib-compressed float64 losses at the recorded steps
+    diverged_at INTEGER,         -- first recorded step with a non-finite loss, or NULL
+    wall_s REAL NOT NULL,        -- this run's share of its batch's wall time
+    device TEXT NOT NULL,
+    created TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    key: str
+    config: dict[str, Any]
+    losses: torch.Tensor  # (T,) float64
+    diverged_at: int | None
+    wall_s: float
+    device: str
+
+
+class RunStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(SCHEMA)
+
+    def get(self, keys: list[str]) -> dict[str, StoredRun]:
+        found: dict[str, StoredRun] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key, config, losses, diverged_at, wall_s, device FROM runs WHERE key IN ({marks})", chunk)
+            for key, config, blob, diverged_at, wall_s, device in rows:
+                losses = torch.frombuffer(bytearray(zlib.decompress(blob)), dtype=torch.float64)
+                found[key] = StoredRun(key, json.loads(config), losses, diverged_at, wall_s, device)
+        return found
+
+    def put(self, runs: list[StoredRun]) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows = [
+            (
+                r.key,
+                json.dumps(r.config, sort_keys=True),
+                zlib.compress(r.losses.to(torch.float64).numpy().tobytes()),
+                r.diverged_at,
+                r.wall_s,
+                r.device,
+                now,
+            )
+            for r in runs
+        ]
+        with self._db:  # commits the batch as one transaction, or rolls it back
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self._db.close()

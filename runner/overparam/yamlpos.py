@@ -1,0 +1,104 @@
+"""YAML loading that remembers where every key and list item sits, for located error messages.
+
+`yaml.safe_load` semantics (no tags, no code), plus: duplicate keys are errors, and the file
+must be UTF-8 text holding one mapping.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from overparam.errors import OverparamError
+
+Path_ = tuple[str | int, ...]
+Positions = dict[Path_, tuple[int, int]]  # key path -> (line, column), both 1-based
+
+
+def load_yaml(path: Path) -> tuple[dict[str, Any], Positions]:
+    """The document as plain data and the position of every key; OverparamError when unreadable."""
+    text = _read_text(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise OverparamError(f"{path}:1:1: the file is empty; a spec is a YAML mapping with id, models, checks, …")
+        if not isinstance(node, yaml.MappingNode):
+            raise OverparamError(f"{path}:{_line_col(node)}: expected a YAML mapping at the top, got {_kind(node)}")
+        positions: Positions = {}
+        problems: list[str] = []
+        _walk(node, (), positions, problems, path)
+        if problems:
+            raise OverparamError(*problems)
+        data = loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise OverparamError(_yaml_error_line(path, err)) from err
+    finally:
+        loader.dispose()
+    return data, positions
+
+
+def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise OverparamError(f"{path}: is a directory; give a spec file (or use verify-all --specs DIR)")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise OverparamError(f"{path}: cannot read ({err.strerror})") from err
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise OverparamError(f"{path}:{line}:{col}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8") from err
+
+
+def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str], path: Path) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                problems.append(f"{path}:{_line_col(key_node)}: {dotted(at + (key,))}: duplicate key (first at line {first}); keep one")
+            seen[key] = key_node
+            positions[at + (key,)] = _mark(key_node)
+            _walk(value_node, at + (key,), positions, problems, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            positions[at + (index,)] = _mark(item)
+            _walk(item, at + (index,), positions, problems, path)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _line_col(node: yaml.Node) -> str:
+    line, col = _mark(node)
+    return f"{line}:{col}"
+
+
+def _kind(node: yaml.Node) -> str:
+    return {yaml.ScalarNode: "a single value", yaml.SequenceNode: "a list"}.get(type(node), "something else")
+
+
+def _yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    if "\\t" in detail or "'\\t'" in detail:
+        detail += "; indent with spaces, not tabs"
+    return f"{path}:{where}: yaml: {detail}"
+
+
+def dotted(at: Path_) -> str:
+    """('models', 0, 'depth') -> 'models[0].depth'."""
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"

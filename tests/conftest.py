@@ -1,0 +1,56 @@
+"""Shared fixtures: the real data beside the project, and small specs written on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+UCI_DIR = SHARED / "data" / "uci-gas-drift"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def uci_dir() -> Path:
+    if not UCI_DIR.is_dir():
+        pytest.fail(f"the shared UCI data is missing at {UCI_DIR}; the tests read the real files")
+    return UCI_DIR
+
+
+def small_spec(**overrides: object) -> dict:
+    """A valid spec on synthetic data that trains in well under a second."""
+    spec = {
+        "id": "tiny",
+        "title": "Tiny synthetic check",
+        "claim": "A claim for tests.",
+        "paper": {"section": "test"},
+        "data": {"kind": "synthetic", "n": 64, "d": 6, "condition": 10.0, "seed": 0},
+        "loss": {"kind": "lp", "p": 4},
+        "train": {"steps": 400, "record_every": 20, "init": {"kind": "normal", "std": 0.1}},
+        "models": [
+            {"name": "shallow", "kind": "linear_net", "depth": 1},
+            {"name": "deep", "kind": "linear_net", "depth": 2, "width": 5},
+        ],
+        "tune": {"lr": [0.01, 0.03]},
+        "seeds": [0, 1],
+        "checks": [{"kind": "bound", "metric": "final_gap", "model": "shallow", "hi": 100.0}],
+    }
+    spec.update(overrides)
+    return spec
+
+
+def write_spec(folder: Path, spec: dict, name: str = "tiny.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_user_data_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the user's cache or environment by accident."""
+    monkeypatch.delenv("OVERPARAM_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    os.environ.setdefault("COLUMNS", "200")

@@ -1,0 +1,96 @@
+"""Each check kind, once passing and once failing, on hand-made results."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from pydantic import TypeAdapter
+
+from overparam.checks import Check, evaluate, overtaking_step
+from overparam.results import ModelResult, metric_per_seed
+
+STEPS = torch.tensor([0.0, 100.0, 200.0, 300.0])
+OPTIMUM = 1.0
+
+
+def result(name: str, *curves: list[float], lr: float | None = 0.1) -> ModelResult:
+    losses = torch.tensor(curves, dtype=torch.float64) + OPTIMUM
+    return ModelResult(name, lr, list(range(len(curves))), STEPS, losses, OPTIMUM, "" if lr else "every lr of the grid diverged")
+
+
+RESULTS = {
+    "fast": result("fast", [5.0, 0.5, 0.1, 0.01], [5.0, 0.6, 0.2, 0.02]),
+    "slow": result("slow", [5.0, 0.3, 0.2, 0.1], [5.0, 0.3, 0.25, 0.2]),
+    "twin": result("twin", [5.0, 0.5, 0.1, 0.0100001], [5.0, 0.6, 0.2, 0.0200002]),
+    "broken": result("broken", [5.0] * 4, [5.0] * 4, lr=None),
+}
+
+
+def check(**data: object) -> Check:
+    return TypeAdapter(Check).validate_python(data)
+
+
+@pytest.mark.parametrize(
+    "passing,failing",
+    [
+        (dict(kind="order", metric="final_gap", models=["fast", "slow"]), dict(kind="order", metric="final_gap", models=["slow", "fast"])),
+        (
+            dict(kind="ratio", metric="final_gap", model="slow", over="fast", at_least=5.0),
+            dict(kind="ratio", metric="final_gap", model="slow", over="fast", at_least=11.0),
+        ),
+        (
+            dict(kind="ratio", metric="final_gap", model="fast", over="slow", at_most=0.2),
+            dict(kind="ratio", metric="final_gap", model="fast", over="slow", at_most=0.05),
+        ),
+        (
+            dict(kind="bound", metric="final_loss", model="slow", lo=1.05, hi=1.3),
+            dict(kind="bound", metric="final_loss", model="slow", hi=1.15),
+        ),
+        (
+            dict(kind="bound", metric="steps_to_gap", gap=0.31, model="slow", hi=100),
+            dict(kind="bound", metric="steps_to_gap", gap=0.15, model="slow", hi=300),
+        ),
+        (dict(kind="close", models=["fast", "twin"], on="gap", tol=1e-4), dict(kind="close", models=["fast", "slow"], on="gap", tol=0.5)),
+        (dict(kind="overtakes", models=["fast", "slow"], by=300), dict(kind="overtakes", models=["fast", "slow"], by=100)),
+    ],
+)
+def test_each_check_kind_can_pass_and_fail(passing: dict, failing: dict) -> None:
+    good, bad = evaluate(check(**passing), RESULTS), evaluate(check(**failing), RESULTS)
+    assert good.passed, good.evidence
+    assert not bad.passed, bad.evidence
+    assert "✗" in bad.evidence  # the failing seed is marked
+
+
+def test_median_rule_combines_seeds_before_comparing() -> None:
+    mixed = {
+        "a": result("a", [1, 1, 1, 0.1], [1, 1, 1, 0.5], [1, 1, 1, 0.2]),
+        "b": result("b", [1, 1, 1, 0.3], [1, 1, 1, 0.3], [1, 1, 1, 0.3]),
+    }
+    assert not evaluate(check(kind="order", metric="final_gap", models=["a", "b"]), mixed).passed
+    median = evaluate(check(kind="order", metric="final_gap", models=["a", "b"], seeds="median"), mixed)
+    assert median.passed and median.evidence.startswith("median: 0.2 < 0.3")
+
+
+def test_a_model_without_usable_runs_fails_every_check_with_the_reason() -> None:
+    outcome = evaluate(check(kind="order", metric="final_gap", models=["fast", "broken"]), RESULTS)
+    assert not outcome.passed and "every lr of the grid diverged" in outcome.evidence
+
+
+def test_steps_to_gap_is_infinite_when_never_reached() -> None:
+    assert metric_per_seed(RESULTS["slow"], "steps_to_gap", gap=0.001) == [math.inf, math.inf]
+    assert metric_per_seed(RESULTS["fast"], "steps_to_gap", gap=0.25) == [200.0, 200.0]
+
+
+def test_overtaking_needs_a_model_to_be_behind_first() -> None:
+    ahead = torch.tensor([0.1, 0.1, 0.1]), torch.tensor([0.2, 0.2, 0.2])
+    assert overtaking_step(*ahead, STEPS[:3]) is None
+    assert overtaking_step(torch.tensor([0.3, 0.1, 0.3]), torch.tensor([0.2, 0.2, 0.2]), STEPS[:3]) == math.inf
+    assert overtaking_step(torch.tensor([0.3, 0.1, 0.1]), torch.tensor([0.2, 0.2, 0.2]), STEPS[:3]) == 100.0
+    assert not evaluate(check(kind="overtakes", models=["slow", "slow"]), RESULTS).passed
+
+
+def test_steps_to_gap_without_a_threshold_is_rejected() -> None:
+    with pytest.raises(ValueError, match="needs `gap"):
+        check(kind="bound", metric="steps_to_gap", model="slow", hi=1)

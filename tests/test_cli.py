@@ -1,0 +1,110 @@
+"""The CLI end to end, driven through typer's CliRunner: exit codes, output, files written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import small_spec, write_spec
+from overparam.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> dict[str, Path]:
+    return {"store": tmp_path / "store.sqlite", "reports": tmp_path / "reports", "specs": tmp_path / "specs"}
+
+
+def run_args(dirs: dict[str, Path]) -> list[str | Path]:
+    return ["--store", dirs["store"], "--reports", dirs["reports"]]
+
+
+def test_run_writes_a_report_with_figure_and_a_rerun_trains_nothing(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    path = write_spec(tmp_path, small_spec())
+    first = invoke("run", path, *run_args(dirs))
+    assert first.exit_code == 0, first.output
+    assert "PASS tiny (8 runs trained, 0 from the run store" in first.output
+    report = (dirs["reports"] / "tiny.md").read_text()
+    assert "**PASS**" in report and "![tiny](figures/tiny.png)" in report
+    assert (dirs["reports"] / "figures" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+    second = invoke("run", path, *run_args(dirs))
+    assert second.exit_code == 0
+    assert "0 runs trained, 8 from the run store" in second.output
+    assert "nothing to train" in second.output
+    fresh = invoke("run", path, "--fresh", *run_args(dirs))
+    assert "8 runs trained" in fresh.output
+
+
+def test_a_failing_check_exits_1_and_prints_its_evidence(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    spec = small_spec(checks=[{"kind": "bound", "metric": "final_gap", "model": "deep", "hi": 1e-30}])
+    result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
+    assert result.exit_code == 1
+    assert "FAIL tiny" in result.output and "final_gap of deep ≤ 1e-30" in result.output
+    assert "**FAIL**" in (dirs["reports"] / "tiny.md").read_text()
+
+
+def test_a_profile_writes_its_own_report(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    path = write_spec(tmp_path, small_spec(profiles={"long": {"train": {"steps": 600}}}))
+    assert invoke("run", path, "--profile", "long", *run_args(dirs)).exit_code == 0
+    assert "steps | 600" in (dirs["reports"] / "tiny-long.md").read_text()
+
+
+def test_a_model_whose_every_lr_diverges_fails_its_checks_with_the_reason(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    spec = small_spec(tune={"lr": [50.0]}, checks=[{"kind": "bound", "metric": "final_gap", "model": "deep", "hi": 1e9}])
+    result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
+    assert result.exit_code == 1 and "every lr of the grid diverged" in result.output
+
+
+def test_verify_all_runs_every_spec_and_writes_the_index(dirs: dict[str, Path]) -> None:
+    dirs["specs"].mkdir()
+    write_spec(dirs["specs"], small_spec(), "a.yaml")
+    write_spec(dirs["specs"], small_spec(id="other", title="Another claim"), "b.yaml")
+    result = invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs))
+    assert result.exit_code == 0, result.output
+    index = (dirs["reports"] / "README.md").read_text()
+    assert "[Tiny synthetic check](tiny.md) | PASS" in index and "[Another claim](other.md)" in index
+
+
+def test_bad_specs_exit_2_with_located_lines_and_no_traceback(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    spec = small_spec()
+    spec["train"]["steps"] = 0
+    spec["seeds"] = "many"
+    spec["models"][0]["width"] = -1
+    path = write_spec(tmp_path, spec)
+    for command in (["validate", path], ["run", path, *run_args(dirs)]):
+        result = invoke(*command)
+        assert result.exit_code == 2
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 3 and all(line.startswith(f"{path}:") for line in lines)
+        assert "Traceback" not in result.output
+    assert not dirs["reports"].exists()
+
+
+def test_validate_accepts_the_shipped_specs() -> None:
+    specs = sorted(Path(__file__).resolve().parents[1].joinpath("specs").glob("*.yaml"))
+    result = invoke("validate", *specs)
+    assert result.exit_code == 0 and f"{len(specs)} specs valid" in result.output
+
+
+def test_missing_spec_folder_and_unknown_device_are_one_line(tmp_path: Path) -> None:
+    missing = invoke("verify-all", "--specs", tmp_path / "nope")
+    assert missing.exit_code == 2 and "no such folder of specs" in missing.output
+    device = invoke("run", write_spec(tmp_path, small_spec()), "--device", "tpu")
+    assert device.exit_code == 2 and "unknown device" in device.output
+
+
+def test_list_shows_the_claims_and_schema_is_json(dirs: dict[str, Path]) -> None:
+    dirs["specs"].mkdir()
+    write_spec(dirs["specs"], small_spec())
+    listing = invoke("list", "--specs", dirs["specs"])
+    assert listing.exit_code == 0 and "tiny" in listing.output and "shallow, deep" in listing.output
+    schema = invoke("schema")
+    assert schema.exit_code == 0 and "models" in json.loads(schema.output)["properties"]

@@ -1,0 +1,97 @@
+"""The data readers, on the real shared files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from overparam import uci
+from overparam.errors import OverparamError
+from overparam.synthetic import SyntheticData, load_synthetic
+from overparam.uci import UciGasData, batch_files, load_uci_gas, locate, read_rows
+
+# From ../shared/data/uci-gas-drift/README.md.
+CLASS1_ROWS = {
+    "batch1.dat": 90,
+    "batch2.dat": 164,
+    "batch3.dat": 365,
+    "batch4.dat": 64,
+    "batch5.dat": 28,
+    "batch6.dat": 514,
+    "batch8.dat": 30,
+    "batch9.dat": 61,
+}
+
+
+def test_reader_finds_the_documented_class1_rows_per_batch(uci_dir: Path) -> None:
+    X, y, per_file = read_rows(batch_files(uci_dir), gas_class=1)
+    assert per_file == CLASS1_ROWS
+    assert X.shape == (1316, 128) and y.shape == (1316,)
+    assert torch.isfinite(X).all()
+    assert (y > 0).all()  # concentrations in ppmv
+
+
+def test_first_row_is_parsed_exactly(uci_dir: Path) -> None:
+    X, y, _ = read_rows([uci_dir / "batch1.dat"], gas_class=1)
+    assert y[0] == 10.0
+    assert X[0, 0] == 15596.1621 and X[0, 1] == 1.868245 and X[0, 8] == 15326.6914
+
+
+def test_standardized_dataset_has_zero_mean_unit_std_and_a_stable_fingerprint(uci_dir: Path) -> None:
+    cfg = UciGasData(kind="uci_gas", gas_class=1)
+    a, b = load_uci_gas(cfg, uci_dir), load_uci_gas(cfg, uci_dir)
+    assert a.fingerprint == b.fingerprint
+    assert a.X.mean(dim=0).abs().max() < 1e-10
+    assert (a.X.std(dim=0, unbiased=False) - 1).abs().max() < 1e-10
+    assert abs(float(a.y.std(unbiased=False)) - 1) < 1e-12
+    assert "8 of 10" in a.details["batches"] and "Acetone" in a.details["class label"]
+
+
+def test_fingerprint_changes_with_the_selection(uci_dir: Path) -> None:
+    one = load_uci_gas(UciGasData(kind="uci_gas", gas_class=1), uci_dir)
+    two = load_uci_gas(UciGasData(kind="uci_gas", gas_class=2), uci_dir)
+    raw = load_uci_gas(UciGasData(kind="uci_gas", gas_class=1, standardize=False), uci_dir)
+    assert len({one.fingerprint, two.fingerprint, raw.fingerprint}) == 3
+
+
+def test_environment_variable_is_used_when_no_path_is_given(uci_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERPARAM_DATA", str(uci_dir))
+    assert locate(None) == uci_dir
+
+
+def test_explicit_path_without_batch_files_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(OverparamError, match="no batch.*dat files there"):
+        locate(tmp_path)
+
+
+def test_missing_data_offline_names_the_three_ways_to_supply_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uci, "UCI_URL", "http://127.0.0.1:9/unreachable.zip")
+    with pytest.raises(OverparamError) as caught:
+        locate(None)
+    (line,) = caught.value.lines
+    assert "download failed" in line
+    assert "data.path" in line and "--data-dir" in line and "OVERPARAM_DATA" in line
+
+
+def test_download_refuses_an_archive_with_the_wrong_checksum(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.zip"
+    bogus.write_bytes(b"not the UCI archive")
+    with pytest.raises(OSError, match="checksum mismatch"):
+        uci.fetch_official_zip(tmp_path / "dest", url=bogus.as_uri())
+    assert not batch_files(tmp_path / "dest")
+
+
+def test_a_malformed_row_is_located(tmp_path: Path) -> None:
+    (tmp_path / "batch1.dat").write_text("1;10.0 1:0.5 2:oops\n")
+    with pytest.raises(OverparamError, match=r"batch1.dat:1: not a UCI row"):
+        read_rows([tmp_path / "batch1.dat"], 1)
+
+
+def test_synthetic_data_is_seeded_and_has_the_requested_conditioning() -> None:
+    cfg = SyntheticData(kind="synthetic", n=4000, d=8, condition=1e4, seed=3)
+    a, b = load_synthetic(cfg), load_synthetic(cfg)
+    assert torch.equal(a.X, b.X) and a.fingerprint == b.fingerprint
+    eig = torch.linalg.eigvalsh(a.X.T @ a.X / a.X.shape[0])
+    assert 0.5e4 < float(eig[-1] / eig[0]) < 2e4

@@ -1,0 +1,135 @@
+"""The engine's closed forms against torch.autograd, and the exact optimum against known forms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from overparam.engine import DeepLinear, EndToEnd, run_loop
+from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initial_end_to_end, initial_layers, layer_shapes
+from overparam.losses import lp_optimum, lp_residual_grad, lp_value
+
+torch.set_default_dtype(torch.float64)
+
+
+def problem(n: int = 40, d: int = 7, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen)
+    y = X @ torch.randn(d, generator=gen) + 0.3 * torch.randn(n, generator=gen)
+    return X, y
+
+
+def autograd_grads(layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, p: float, wd: float) -> list[torch.Tensor]:
+    params = [W.clone().requires_grad_(True) for W in layers]
+    w = params[0]
+    for W in params[1:]:
+        w = W @ w
+    loss = (X @ w.squeeze(0) - y).abs().pow(p).mean() + 0.5 * wd * sum((W * W).sum() for W in params)
+    return list(torch.autograd.grad(loss, params))
+
+
+def one_engine_step(layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, p: float, lr: float, wd: float) -> list[torch.Tensor]:
+    batched = [W.clone().unsqueeze(0) for W in layers]
+    model = DeepLinear(batched, torch.tensor([lr]), wd)
+    w = model.end_to_end()
+    g = torch.mm(lp_residual_grad(torch.mm(w, X.T) - y, p), X)
+    model.descend(g)
+    return [W.squeeze(0) for W in batched]
+
+
+@pytest.mark.parametrize("depth,width", [(1, 1), (2, 1), (2, 5), (3, 4), (4, 9), (6, 3)])
+@pytest.mark.parametrize("p", [2.0, 3.0, 4.0, 6.5])
+def test_engine_step_is_gradient_descent_with_autograd_gradients(depth: int, width: int, p: float) -> None:
+    X, y = problem(seed=depth * 10 + width)
+    layers = initial_layers(NormalInit(kind="normal", std=0.6), X.shape[1], depth, width, seed=depth + width)
+    lr = 1e-3
+    after = one_engine_step(layers, X, y, p, lr, wd=0.0)
+    for before, new, grad in zip(layers, after, autograd_grads(layers, X, y, p, 0.0)):
+        engine_grad = (before - new) / lr
+        assert torch.allclose(engine_grad, grad, rtol=1e-10, atol=1e-10 * float(grad.abs().max()))
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_weight_decay_matches_an_l2_penalty_of_half_lambda(depth: int) -> None:
+    X, y = problem()
+    layers = initial_layers(NormalInit(kind="normal", std=0.5), X.shape[1], depth, 4, seed=1)
+    lr, wd = 1e-3, 0.07
+    after = one_engine_step(layers, X, y, 4.0, lr, wd)
+    for before, new, grad in zip(layers, after, autograd_grads(layers, X, y, 4.0, wd)):
+        assert torch.allclose((before - new) / lr, grad, rtol=1e-10, atol=1e-12)
+
+
+def test_runs_in_one_batch_do_not_interact() -> None:
+    X, y = problem()
+    lrs = [1e-4, 3e-4, 1e-3]
+    inits = [initial_layers(NormalInit(kind="normal", std=0.5), X.shape[1], 3, 4, seed=s) for s in range(3)]
+    together = run_loop(DeepLinear([torch.stack([i[j] for i in inits]) for j in range(3)], torch.tensor(lrs), 0.0), X, y, 4.0, 50, 10)
+    for r, (lr, init) in enumerate(zip(lrs, inits)):
+        alone = run_loop(DeepLinear([W.clone().unsqueeze(0) for W in init], torch.tensor([lr]), 0.0), X, y, 4.0, 50, 10)
+        assert torch.isfinite(alone.losses).all()
+        assert torch.allclose(together.losses[r], alone.losses[0], rtol=1e-12, atol=0)
+
+
+def test_a_diverging_run_is_recorded_and_does_not_disturb_the_others() -> None:
+    X, y = problem()
+    inits = [initial_layers(NormalInit(kind="normal", std=0.3), X.shape[1], 2, 4, seed=s) for s in range(2)]
+    model = DeepLinear([torch.stack([i[j] for i in inits]) for j in range(2)], torch.tensor([1e-3, 10.0]), 0.0)
+    trace = run_loop(model, X, y, 4.0, 100, 10)
+    assert trace.diverged_at[0] is None and trace.diverged_at[1] is not None
+    assert torch.isfinite(trace.losses[0]).all()
+    assert torch.isnan(trace.losses[1, -1])
+
+
+def test_depth1_end_to_end_rule_is_plain_gradient_descent() -> None:
+    X, y = problem()
+    w0 = initial_end_to_end(NormalInit(kind="normal", std=0.2), X.shape[1], seed=0)
+    rule = run_loop(EndToEnd(w0.clone().unsqueeze(0), torch.tensor([1e-3]), 0.0, depth=1), X, y, 4.0, 30, 10)
+    net = run_loop(DeepLinear([w0.clone().view(1, 1, -1)], torch.tensor([1e-3]), 0.0), X, y, 4.0, 30, 10)
+    assert torch.allclose(rule.losses, net.losses, rtol=1e-13)
+
+
+@pytest.mark.parametrize("depth,width", [(2, 1), (2, 10), (3, 6), (5, 8)])
+def test_balanced_init_is_exactly_balanced_and_matches_the_end_to_end_start(depth: int, width: int) -> None:
+    d = 7
+    init = BalancedInit(kind="balanced", scale=0.3)
+    layers = initial_layers(init, d, depth, width, seed=4)
+    for lower, upper in zip(layers, layers[1:]):
+        assert torch.allclose(upper.T @ upper, lower @ lower.T, atol=1e-15)
+    product = layers[0]
+    for W in layers[1:]:
+        product = W @ product
+    assert torch.allclose(product.squeeze(0), initial_end_to_end(init, d, seed=4), atol=1e-15)
+
+
+def test_identity_init_has_identity_hidden_layers() -> None:
+    layers = initial_layers(IdentityInit(kind="identity", std=0.01), 7, 4, 5, seed=0)
+    assert [tuple(W.shape) for W in layers] == layer_shapes(7, 4, 5)
+    assert torch.equal(layers[1], torch.eye(5)) and torch.equal(layers[0], torch.eye(5, 7))
+
+
+def test_least_squares_optimum_matches_the_normal_equations() -> None:
+    X, y = problem(n=60, d=9)
+    w, value = lp_optimum(X, y, 2.0)
+    w_ne = torch.linalg.solve(X.T @ X, X.T @ y)
+    assert torch.allclose(w, w_ne, rtol=1e-10)
+    assert value == pytest.approx(float(((X @ w_ne - y) ** 2).mean()), rel=1e-12)
+
+
+@pytest.mark.parametrize("p", [3.0, 4.0, 6.0])
+def test_newton_optimum_is_stationary_and_no_perturbation_improves_it(p: float) -> None:
+    X, y = problem(n=80, d=6, seed=2)
+    X = X * torch.logspace(0, -3, 6)  # badly conditioned, like the real features
+    w, value = lp_optimum(X, y, p)
+    grad = X.T @ lp_residual_grad(X @ w - y, p)
+    assert float(grad.norm()) < 1e-10
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        nudged = w + 1e-4 * torch.randn(6, generator=gen)
+        assert float(lp_value(X @ nudged - y, p)) >= value
+
+
+def test_lp_residual_gradient_matches_autograd() -> None:
+    r = torch.randn(50, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    for p in (2.0, 2.5, 4.0, 7.0):
+        (auto,) = torch.autograd.grad(lp_value(r, p), r)
+        assert torch.allclose(lp_residual_grad(r.detach(), p), auto, rtol=1e-12)
