@@ -13,7 +13,7 @@ from overparam import __version__
 
 
 def git_commit(cwd: Path) -> str:
-    """Short commit of the checkout at `cwd`, with '+dirty' when the tree has changes."""
+    """Short commit of the checkout at `cwd`, with '+dirty' when tracked files outside reports/ changed."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(
