@@ -16,9 +16,9 @@ def git_commit(cwd: Path) -> str:
     """Short commit of the checkout at `cwd`, with '+dirty' when tracked files outside reports/ changed."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
+        # Regenerated reports do not make the code dirty: only changes outside reports/ count.
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)reports"]
+        dirty = subprocess.run(status, cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     if commit.returncode:
