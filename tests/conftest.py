@@ -27,6 +27,7 @@ def small_spec(**overrides: object) -> dict:
         "title": "Tiny synthetic check",
         "claim": "A claim for tests.",
         "paper": {"section": "test"},
+        "verdict": {"status": "reproduced"},
         "data": {"kind": "synthetic", "n": 64, "d": 6, "condition": 10.0, "seed": 0},
         "loss": {"kind": "lp", "p": 4},
         "train": {"steps": 400, "record_every": 20, "init": {"kind": "normal", "std": 0.1}},

@@ -9,7 +9,7 @@ import torch
 from pydantic import TypeAdapter
 
 from overparam.checks import Check, evaluate, overtaking_step
-from overparam.results import ModelResult, metric_per_seed
+from overparam.results import ModelResult, Results, metric_per_seed
 
 STEPS = torch.tensor([0.0, 100.0, 200.0, 300.0])
 OPTIMUM = 1.0
@@ -17,15 +17,21 @@ OPTIMUM = 1.0
 
 def result(name: str, *curves: list[float], lr: float | None = 0.1) -> ModelResult:
     losses = torch.tensor(curves, dtype=torch.float64) + OPTIMUM
-    return ModelResult(name, lr, list(range(len(curves))), STEPS, losses, OPTIMUM, "" if lr else "every lr of the grid diverged")
+    return ModelResult(name, lr, list(range(len(curves))), STEPS, losses, OPTIMUM, why_none="" if lr else "every lr of the grid diverged")
 
 
-RESULTS = {
-    "fast": result("fast", [5.0, 0.5, 0.1, 0.01], [5.0, 0.6, 0.2, 0.02]),
-    "slow": result("slow", [5.0, 0.3, 0.2, 0.1], [5.0, 0.3, 0.25, 0.2]),
-    "twin": result("twin", [5.0, 0.5, 0.1, 0.0100001], [5.0, 0.6, 0.2, 0.0200002]),
-    "broken": result("broken", [5.0] * 4, [5.0] * 4, lr=None),
-}
+def as_results(picked: dict[str, ModelResult]) -> Results:
+    return Results(picked, {name: {r.lr or 0.1: r} for name, r in picked.items()})
+
+
+RESULTS = as_results(
+    {
+        "fast": result("fast", [5.0, 0.5, 0.1, 0.01], [5.0, 0.6, 0.2, 0.02]),
+        "slow": result("slow", [5.0, 0.3, 0.2, 0.1], [5.0, 0.3, 0.25, 0.2]),
+        "twin": result("twin", [5.0, 0.5, 0.1, 0.0100001], [5.0, 0.6, 0.2, 0.0200002]),
+        "broken": result("broken", [5.0] * 4, [5.0] * 4, lr=None),
+    }
+)
 
 
 def check(**data: object) -> Check:
@@ -52,7 +58,10 @@ def check(**data: object) -> Check:
             dict(kind="bound", metric="steps_to_gap", gap=0.31, model="slow", hi=100),
             dict(kind="bound", metric="steps_to_gap", gap=0.15, model="slow", hi=300),
         ),
-        (dict(kind="close", models=["fast", "twin"], on="gap", tol=1e-4), dict(kind="close", models=["fast", "slow"], on="gap", tol=0.5)),
+        (
+            dict(kind="close", models=["fast", "twin"], curve="gap", tol=1e-4),
+            dict(kind="close", models=["fast", "slow"], curve="gap", tol=0.5),
+        ),
         (dict(kind="overtakes", models=["fast", "slow"], by=300), dict(kind="overtakes", models=["fast", "slow"], by=100)),
     ],
 )
@@ -64,10 +73,12 @@ def test_each_check_kind_can_pass_and_fail(passing: dict, failing: dict) -> None
 
 
 def test_median_rule_combines_seeds_before_comparing() -> None:
-    mixed = {
-        "a": result("a", [1, 1, 1, 0.1], [1, 1, 1, 0.5], [1, 1, 1, 0.2]),
-        "b": result("b", [1, 1, 1, 0.3], [1, 1, 1, 0.3], [1, 1, 1, 0.3]),
-    }
+    mixed = as_results(
+        {
+            "a": result("a", [1, 1, 1, 0.1], [1, 1, 1, 0.5], [1, 1, 1, 0.2]),
+            "b": result("b", [1, 1, 1, 0.3], [1, 1, 1, 0.3], [1, 1, 1, 0.3]),
+        }
+    )
     assert not evaluate(check(kind="order", metric="final_gap", models=["a", "b"]), mixed).passed
     median = evaluate(check(kind="order", metric="final_gap", models=["a", "b"], seeds="median"), mixed)
     assert median.passed and median.evidence.startswith("median: 0.2 < 0.3")
@@ -79,8 +90,8 @@ def test_a_model_without_usable_runs_fails_every_check_with_the_reason() -> None
 
 
 def test_steps_to_gap_is_infinite_when_never_reached() -> None:
-    assert metric_per_seed(RESULTS["slow"], "steps_to_gap", gap=0.001) == [math.inf, math.inf]
-    assert metric_per_seed(RESULTS["fast"], "steps_to_gap", gap=0.25) == [200.0, 200.0]
+    assert metric_per_seed(RESULTS.at("slow"), "steps_to_gap", gap=0.001) == [math.inf, math.inf]
+    assert metric_per_seed(RESULTS.at("fast"), "steps_to_gap", gap=0.25) == [200.0, 200.0]
 
 
 def test_overtaking_needs_a_model_to_be_behind_first() -> None:
@@ -94,3 +105,32 @@ def test_overtaking_needs_a_model_to_be_behind_first() -> None:
 def test_steps_to_gap_without_a_threshold_is_rejected() -> None:
     with pytest.raises(ValueError, match="needs `gap"):
         check(kind="bound", metric="steps_to_gap", model="slow", hi=1)
+
+
+def sweep(deviation_per_lr: dict[float, float]) -> Results:
+    """Two models per lr whose curves differ by the given relative deviation, with W_e recorded."""
+    by_lr: dict[str, dict[float, ModelResult]] = {"net": {}, "rule": {}}
+    for lr, dev in deviation_per_lr.items():
+        base = torch.tensor([[2.0, 1.5, 1.2, 1.1]], dtype=torch.float64)
+        vectors = torch.ones(1, 4, 3, dtype=torch.float64)
+        by_lr["rule"][lr] = ModelResult("rule", lr, [0], STEPS, base, OPTIMUM, vectors)
+        by_lr["net"][lr] = ModelResult("net", lr, [0], STEPS, base * (1 + dev), OPTIMUM, vectors * (1 + dev))
+    return Results({name: runs[min(runs)] for name, runs in by_lr.items()}, by_lr)
+
+
+def test_converges_passes_when_the_deviation_shrinks_linearly_with_the_lr() -> None:
+    good = sweep({1e-3: 1e-3, 2e-3: 2e-3, 4e-3: 4e-3})
+    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="end_to_end", order_at_least=0.8), good)
+    assert outcome.passed and "fitted order 1.000" in outcome.evidence
+
+
+def test_converges_fails_when_the_deviation_does_not_shrink() -> None:
+    flat = sweep({1e-3: 2e-3, 2e-3: 2e-3, 4e-3: 2.1e-3})
+    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="loss", order_at_least=0.8), flat)
+    assert not outcome.passed and "not shrinking" in outcome.evidence
+
+
+def test_close_can_compare_end_to_end_vectors_at_a_chosen_lr() -> None:
+    results = sweep({1e-3: 1e-3, 4e-3: 0.1})
+    assert evaluate(check(kind="close", models=["net", "rule"], curve="end_to_end", tol=0.01, lr=1e-3), results).passed
+    assert not evaluate(check(kind="close", models=["net", "rule"], curve="end_to_end", tol=0.01, lr=4e-3), results).passed

@@ -70,7 +70,7 @@ def test_verify_all_runs_every_spec_and_writes_the_index(dirs: dict[str, Path]) 
     result = invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs))
     assert result.exit_code == 0, result.output
     index = (dirs["reports"] / "README.md").read_text()
-    assert "[Tiny synthetic check](tiny.md) | PASS" in index and "[Another claim](other.md)" in index
+    assert "[Tiny synthetic check](tiny.md) | reproduced | PASS 1/1" in index and "[Another claim](other.md)" in index
 
 
 def test_bad_specs_exit_2_with_located_lines_and_no_traceback(tmp_path: Path, dirs: dict[str, Path]) -> None:

@@ -133,3 +133,14 @@ def test_lp_residual_gradient_matches_autograd() -> None:
     for p in (2.0, 2.5, 4.0, 7.0):
         (auto,) = torch.autograd.grad(lp_value(r, p), r)
         assert torch.allclose(lp_residual_grad(r.detach(), p), auto, rtol=1e-12)
+
+
+def test_gram_objective_equals_the_data_pass_for_l2() -> None:
+    from overparam.engine.loop import DataPass, Gram
+
+    X, y = problem(n=200, d=9)
+    w = torch.randn(4, 9, generator=torch.Generator().manual_seed(5))
+    loss_gram, g_gram = Gram(X, y)(w, True)
+    loss_data, g_data = DataPass(X, y, 2.0)(w, True)
+    assert torch.allclose(loss_gram, loss_data, rtol=1e-12)
+    assert torch.allclose(g_gram, g_data, rtol=1e-11, atol=1e-13)

@@ -141,3 +141,21 @@ def test_unusable_files_are_one_line(tmp_path: Path, content: bytes, expected: s
 def test_a_directory_is_not_a_spec(tmp_path: Path) -> None:
     (line,) = errors_of(tmp_path)
     assert "is a directory" in line
+
+
+def test_a_verdict_other_than_reproduced_must_say_what_we_observe(tmp_path: Path) -> None:
+    (line,) = errors_of(write_spec(tmp_path, small_spec(verdict={"status": "not reproduced"})))
+    assert "verdict: a verdict of 'not reproduced' needs `observed:`" in line
+
+
+def test_a_key_yaml_reads_as_a_boolean_gets_a_quoting_hint(tmp_path: Path) -> None:
+    path = tmp_path / "on.yaml"
+    path.write_text(write_spec(tmp_path, small_spec()).read_text() + "on: 3\n")
+    (line,) = errors_of(path)
+    assert "YAML reads this key as a bool" in line and "quote it" in line
+
+
+def test_a_check_at_an_lr_outside_the_grid_is_located(tmp_path: Path) -> None:
+    spec = small_spec(checks=[{"kind": "close", "models": ["shallow", "deep"], "tol": 0.1, "lr": 0.5}])
+    (line,) = errors_of(write_spec(tmp_path, spec))
+    assert "checks[0].lr: lr 0.5 is not in the lr grid of 'shallow', 'deep'" in line

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from overparam.results import Metric, ModelResult, max_rel_dev, median, metric_per_seed
+from overparam.results import Metric, ModelResult, Results, max_rel_dev, median, metric_per_seed
 
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 SeedRule = Literal["all", "median"]
@@ -27,6 +27,7 @@ class _MetricCheck(BaseModel):
     metric: Metric
     gap: float | None = Field(None, gt=0.0, description="threshold for steps_to_gap")
     seeds: SeedRule = "all"
+    lr: float | None = Field(None, gt=0.0, description="read every model at this lr of the grid instead of its picked one")
     says: str = Field("", description="the claim this check states, in words")
 
     @model_validator(mode="after")
@@ -89,9 +90,12 @@ class CloseCheck(BaseModel):
     model_config = STRICT
     kind: Literal["close"]
     models: list[str] = Field(..., min_length=2, max_length=2)
-    on: Literal["loss", "gap"] = "loss"
+    curve: Literal["loss", "gap", "end_to_end"] = Field(
+        "loss", description="end_to_end: ‖W_e − W_e'‖ / ‖W_e'‖ (needs train.record_end_to_end)"
+    )
     tol: float = Field(..., gt=0.0)
     seeds: SeedRule = "all"
+    lr: float | None = Field(None, gt=0.0, description="compare at this lr of the grid instead of the picked ones")
     says: str = ""
 
     def model_refs(self) -> Refs:
@@ -113,7 +117,22 @@ class OvertakesCheck(BaseModel):
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
 
-Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesCheck, Field(discriminator="kind")]
+class ConvergesCheck(BaseModel):
+    """Over the lr grid, the deviation between two models' curves shrinks with the lr: strictly
+    smaller at every smaller lr, with a fitted order (slope of log deviation vs log lr) ≥ `order_at_least`."""
+
+    model_config = STRICT
+    kind: Literal["converges"]
+    models: list[str] = Field(..., min_length=2, max_length=2)
+    curve: Literal["loss", "gap", "end_to_end"] = "loss"
+    order_at_least: float = Field(..., gt=0.0)
+    says: str = ""
+
+    def model_refs(self) -> Refs:
+        return [(("models", i), name) for i, name in enumerate(self.models)]
+
+
+Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesCheck | ConvergesCheck, Field(discriminator="kind")]
 
 
 @dataclass(frozen=True)
@@ -123,12 +142,16 @@ class CheckResult:
     evidence: str  # the numbers that decided it
 
 
-def evaluate(check: Check, results: dict[str, ModelResult]) -> CheckResult:
-    missing = [name for _, name in check.model_refs() if results[name].lr is None]
+def evaluate(check: Check, results: Results) -> CheckResult:
+    if isinstance(check, ConvergesCheck):
+        return _converges(check, results)
+    lr = getattr(check, "lr", None)
+    chosen = {name: results.at(name, lr) for _, name in check.model_refs()}
+    missing = [name for name, result in chosen.items() if result.lr is None]
     if missing:
-        reasons = "; ".join(f"{n}: {results[n].why_none}" for n in missing)
+        reasons = "; ".join(f"{n}: {chosen[n].why_none}" for n in missing)
         return CheckResult(False, _statement(check), f"no usable runs ({reasons})")
-    return EVALUATORS[type(check)](check, results)
+    return EVALUATORS[type(check)](check, chosen)
 
 
 def _values(check: _MetricCheck, result: ModelResult) -> list[float]:
@@ -166,14 +189,45 @@ def _bound(check: BoundCheck, results: dict[str, ModelResult]) -> CheckResult:
 
 def _close(check: CloseCheck, results: dict[str, ModelResult]) -> CheckResult:
     a, b = (results[name] for name in check.models)
-    curves_a, curves_b = (a.gaps, b.gaps) if check.on == "gap" else (a.losses, b.losses)
-    devs = [max_rel_dev(x, y) for x, y in zip(curves_a, curves_b)]
+    devs = _deviations(a, b, check.curve)
     devs = devs if check.seeds == "all" else [median(devs)]
     holds = [d <= check.tol for d in devs]
     evidence = "; ".join(
         _seed_label(check, results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
     )
     return CheckResult(all(holds), _statement(check), evidence)
+
+
+def _deviations(a: ModelResult, b: ModelResult, curve: str) -> list[float]:
+    """Per seed, the max relative deviation of a's curve from b's."""
+    if curve == "end_to_end":
+        assert a.end_to_end is not None and b.end_to_end is not None, "the spec validation requires record_end_to_end"
+        return [max_rel_dev(x, y) for x, y in zip(a.end_to_end, b.end_to_end)]
+    curves_a, curves_b = (a.gaps, b.gaps) if curve == "gap" else (a.losses, b.losses)
+    return [max_rel_dev(x, y) for x, y in zip(curves_a, curves_b)]
+
+
+def _converges(check: ConvergesCheck, results: Results) -> CheckResult:
+    lrs = sorted(results.by_lr[check.models[0]])
+    pairs = [tuple(results.at(name, lr) for name in check.models) for lr in lrs]
+    broken = [f"lr {lr:g}: {r.why_none}" for lr, pair in zip(lrs, pairs) for r in pair if r.lr is None]
+    if broken:
+        return CheckResult(False, _statement(check), "no usable runs (" + "; ".join(broken) + ")")
+    worst = [max(_deviations(a, b, check.curve)) for a, b in pairs]  # the worst seed at each lr
+    order = fitted_order(lrs, worst)
+    shrinking = all(small < large for small, large in zip(worst, worst[1:]))
+    passed = shrinking and order >= check.order_at_least
+    listing = "; ".join(f"lr {lr:g}: {d:.3g}" for lr, d in zip(lrs, worst))
+    evidence = f"max rel dev (worst seed) {listing}; fitted order {order:.3f}" + ("" if shrinking else "; not shrinking with the lr ✗")
+    return CheckResult(passed, _statement(check), evidence + ("" if order >= check.order_at_least else " ✗"))
+
+
+def fitted_order(lrs: list[float], deviations: list[float]) -> float:
+    """Least-squares slope of log(deviation) against log(lr)."""
+    x = torch.tensor(lrs, dtype=torch.float64).log()
+    y = torch.tensor(deviations, dtype=torch.float64).clamp_min(1e-300).log()
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum()) if len(lrs) > 1 else math.nan
 
 
 def _overtakes(check: OvertakesCheck, results: dict[str, ModelResult]) -> CheckResult:
@@ -212,24 +266,27 @@ EVALUATORS: dict[type, Callable[..., CheckResult]] = {
 
 
 def _statement(check: Check) -> str:
+    at = f" at lr {check.lr:g}" if getattr(check, "lr", None) else ""
     if isinstance(check, CloseCheck):
-        return f"{check.on} curves of {check.models[0]} and {check.models[1]} within {check.tol:g} relative"
+        return f"{check.curve} curves of {check.models[0]} and {check.models[1]} within {check.tol:g} relative{at}"
+    if isinstance(check, ConvergesCheck):
+        return f"{check.curve} deviation of {check.models[0]} from {check.models[1]} shrinks with the lr, order ≥ {check.order_at_least:g}"
     if isinstance(check, OvertakesCheck):
         by = f" by step {check.by:,}" if check.by else ""
         return f"{check.models[0]} overtakes {check.models[1]}{by} (L − L*)"
     metric = check.metric + (f"(gap ≤ {check.gap:g})" if check.gap else "")
     seeds = "" if check.seeds == "all" else " (median over seeds)"
     if isinstance(check, OrderCheck):
-        return f"{metric}: " + " < ".join(check.models) + seeds
+        return f"{metric}: " + " < ".join(check.models) + seeds + at
     if isinstance(check, RatioCheck):
         bounds = " and ".join(
             b for b in (f"≥ {check.at_least:g}" if check.at_least else "", f"≤ {check.at_most:g}" if check.at_most else "") if b
         )
-        return f"{metric} of {check.model} / {check.over} {bounds}{seeds}"
+        return f"{metric} of {check.model} / {check.over} {bounds}{seeds}{at}"
     bounds = " and ".join(
         b for b in (f"≥ {check.lo:g}" if check.lo is not None else "", f"≤ {check.hi:g}" if check.hi is not None else "") if b
     )
-    return f"{metric} of {check.model} {bounds}{seeds}"
+    return f"{metric} of {check.model} {bounds}{seeds}{at}"
 
 
 def _seed_label(check: Check, results: dict[str, ModelResult], index: int) -> str:

@@ -10,6 +10,7 @@ import torch
 from overparam.dataset import Dataset
 from overparam.engine import DeepLinear, EndToEnd, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
+from overparam.engine.optim import parse_optimizer
 from overparam.plan import Run, grouped
 from overparam.store import RunStore, StoredRun
 
@@ -39,19 +40,20 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
         last = step
 
     start = time.perf_counter()
-    trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance)
+    trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance, first["record_end_to_end"])
     share = (time.perf_counter() - start) / len(group)
-    return [StoredRun(run.key, run.config, trace.losses[i], trace.diverged_at[i], share, device) for i, run in enumerate(group)]
+    vectors = list(trace.end_to_end) if trace.end_to_end is not None else [None] * len(group)
+    return [StoredRun(run.key, run.config, trace.losses[i], trace.diverged_at[i], share, device, vectors[i]) for i, run in enumerate(group)]
 
 
 def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> DeepLinear | EndToEnd:
     first = group[0].config
-    kind, depth, width = first["model"]["kind"], first["model"]["depth"], first["model"]["width"] or 1
-    weight_decay = first["weight_decay"]
+    shape, weight_decay = first["model"], first["weight_decay"]
     inits = [parse_init(run.config["init"]) for run in group]
-    if kind == "end_to_end":
+    if shape["kind"] == "end_to_end":
         w = torch.stack([initial_end_to_end(init, d, run.seed) for init, run in zip(inits, group)])
-        return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, depth)
+        return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, shape["depth"], shape["rule"])
+    depth, width = shape["depth"], shape["width"] or 1
     per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
     layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]
-    return DeepLinear(layers, lr, weight_decay)
+    return DeepLinear(layers, lr, weight_decay, parse_optimizer(first["optimizer"]))

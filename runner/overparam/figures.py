@@ -17,29 +17,34 @@ COLOURS = ["tab:blue", "tab:green", "tab:red", "tab:cyan", "tab:purple", "tab:ol
 GAP_FLOOR = 1e-16
 
 
-def gap_figure(results: list[ModelResult], ylabel: str, title: str, path: Path) -> None:
-    """Median over seeds as a line, the min–max over seeds as a band; written atomically."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    for colour, result in zip(COLOURS * 8, results):
-        if result.lr is None:
-            ax.plot([], [], color=colour, label=f"{result.name} (all lrs diverged)")
-            continue
-        gaps = result.gaps.clamp_min(GAP_FLOOR)
-        mid = gaps.median(dim=0).values
-        label = f"{result.name} (lr {result.lr:g})"
-        ax.plot(result.steps, mid, color=colour, lw=1.6, label=label)
-        if gaps.shape[0] > 1:
-            ax.fill_between(result.steps, gaps.min(dim=0).values, gaps.max(dim=0).values, color=colour, alpha=0.18, lw=0)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_xlim(0, float(results[0].steps[-1]) if len(results[0].steps) else 1)
+def gap_figure(panels: list[tuple[str, list[ModelResult]]], title: str, path: Path) -> None:
+    """One log-scale panel per (y label, models): median over seeds as a line, the min–max over
+    seeds as a band. Written atomically."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), dpi=120, squeeze=False)
+    for ax, (ylabel, results) in zip(axes[0], panels):
+        _draw_panel(ax, results, ylabel)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp.png")
     fig.savefig(partial, metadata={"Software": None})
     plt.close(fig)
     os.replace(partial, path)
+
+
+def _draw_panel(ax: plt.Axes, results: list[ModelResult], ylabel: str) -> None:
+    for colour, result in zip(COLOURS * 8, results):
+        if result.lr is None:
+            ax.plot([], [], color=colour, label=f"{result.name} (no usable lr)")
+            continue
+        gaps = result.gaps.clamp_min(GAP_FLOOR)
+        mid = gaps.median(dim=0).values
+        ax.plot(result.steps, mid, color=colour, lw=1.6, label=f"{result.name} (lr {result.lr:g})")
+        if gaps.shape[0] > 1:
+            ax.fill_between(result.steps, gaps.min(dim=0).values, gaps.max(dim=0).values, color=colour, alpha=0.18, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_xlim(left=0)

@@ -72,13 +72,13 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
     start = time.perf_counter()
     spec = load_spec(spec_path, options.profile)
     data = session.dataset(spec, spec_path, options.data_dir)
-    optimum = session.optimum(data, spec.loss.p)
+    optima = {p: session.optimum(data, p) for p in spec.exponents}
     runs = plan_runs(spec, data.fingerprint)
     store = RunStore(options.store)
     try:
         cached = {} if options.fresh else store.get([r.key for r in runs])
         todo = [r for r in runs if r.key not in cached]
-        progress.begin(spec.id, len(todo), len(todo) * spec.train.steps)
+        progress.begin(spec.id, len(todo), sum(r.steps for r in todo))
         try:
             train_runs(todo, data, store, options.device, progress.advance)
         finally:
@@ -86,7 +86,7 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
         stored = store.get([r.key for r in runs])
     finally:
         store.close()
-    results, sweeps = select_models(spec, runs, stored, optimum)
+    results, sweeps = select_models(spec, runs, stored, optima)
     checks = [evaluate(check, results) for check in spec.checks]
     wall_s = time.perf_counter() - start
     inputs = ReportInputs(
@@ -94,7 +94,7 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
         spec_path=spec_path,
         profile=options.profile,
         data=data,
-        optimum=optimum,
+        optima=optima,
         results=results,
         sweeps=sweeps,
         checks=checks,

@@ -21,8 +21,13 @@ class Run:
     key: str  # hash of config + data fingerprint + engine version
 
     @property
+    def steps(self) -> int:
+        return int(self.config["steps"])
+
+    @property
     def batch_key(self) -> str:
-        """Runs that differ only in lr, seed and initial weights share one batched program."""
+        """Runs that differ only in lr, seed and initial weights share one batched program
+        (with a horizon schedule, runs at different lrs differ in steps and are batched apart)."""
         shared = {k: v for k, v in self.config.items() if k not in ("lr", "seed", "init")}
         return json.dumps(shared, sort_keys=True)
 
@@ -30,7 +35,7 @@ class Run:
 def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
     runs = []
     for model in spec.models:
-        for lr in spec.tune.lr:
+        for lr in spec.lr_grid(model.name):
             for seed in spec.seeds:
                 config = run_config(spec, model, lr, seed)
                 runs.append(Run(model.name, lr, seed, config, run_key(config, data_fingerprint)))
@@ -38,19 +43,26 @@ def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
 
 
 def run_config(spec: Spec, model: LinearNet | EndToEndModel, lr: float, seed: int) -> dict[str, Any]:
-    width = model.width if isinstance(model, LinearNet) and model.depth > 1 else None
     init = model.init or spec.train.init
+    if isinstance(model, LinearNet):
+        shape = {"kind": model.kind, "depth": model.depth, "width": model.width if model.depth > 1 else None}
+        optimizer = model.optimizer or spec.train.optimizer
+    else:
+        shape = {"kind": model.kind, "depth": model.depth, "rule": model.rule}
+        optimizer = spec.train.optimizer
+    steps, record_every = spec.train.schedule(lr)
     return {
-        "model": {"kind": model.kind, "depth": model.depth, "width": width},
+        "model": shape,
         "init": init.model_dump(),
-        "loss": spec.loss.model_dump(),
-        "optimizer": spec.train.optimizer.model_dump(),
+        "loss": spec.loss_of(model.name).model_dump(),
+        "optimizer": optimizer.model_dump(),
         "lr": lr,
         "seed": seed,
-        "steps": spec.train.steps,
-        "record_every": spec.train.record_every,
+        "steps": steps,
+        "record_every": record_every,
         "weight_decay": spec.train.weight_decay,
         "dtype": spec.train.dtype,
+        "record_end_to_end": spec.train.record_end_to_end,
     }
 
 

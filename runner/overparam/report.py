@@ -7,13 +7,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from overparam import provenance
 from overparam.checks import CheckResult
 from overparam.dataset import Dataset
 from overparam.figures import gap_figure
-from overparam.results import ModelResult, median
+from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore, score_text
-from overparam.spec import Spec
+from overparam.spec import EndToEndModel, LinearNet, Spec, Train
 from overparam.store import StoredRun
 
 
@@ -23,8 +25,8 @@ class ReportInputs:
     spec_path: Path
     profile: str | None
     data: Dataset
-    optimum: float
-    results: dict[str, ModelResult]
+    optima: dict[float, float]
+    results: Results
     sweeps: dict[str, list[LrScore]]
     checks: list[CheckResult]
     stored: list[StoredRun]
@@ -40,13 +42,12 @@ def report_name(spec_id: str, profile: str | None) -> str:
 def write_report(inputs: ReportInputs, reports: Path) -> Path:
     name = report_name(inputs.spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
-    p = f"{inputs.spec.loss.p:g}"
-    gap_figure(
-        list(inputs.results.values()),
-        f"ℓ{p} loss − L* (distance from optimum)",
-        f"{inputs.spec.title} [{inputs.profile or 'default'} profile]",
-        figure,
-    )
+    spec = inputs.spec
+    panels = [
+        (f"ℓ{p:g} loss − L* (distance from optimum)", [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p])
+        for p in spec.exponents
+    ]
+    gap_figure(panels, f"{spec.title} [{inputs.profile or 'default'} profile]", figure)
     path = reports / f"{name}.md"
     write_atomic(path, render(inputs, f"figures/{figure.name}"))
     return path
@@ -60,6 +61,7 @@ def render(inputs: ReportInputs, figure: str) -> str:
         f"# {spec.title}\n",
         f"**{status}**: {passed} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
         f"**Claim.** {spec.claim}\n",
+        _verdict_line(spec),
         _paper_section(inputs),
         f"![{spec.id}]({figure})\n",
         "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
@@ -73,18 +75,23 @@ def render(inputs: ReportInputs, figure: str) -> str:
     return "\n".join(parts)
 
 
+def _verdict_line(spec: Spec) -> str:
+    observed = f" {spec.verdict.observed}" if spec.verdict.observed else ""
+    return f"**Verdict: {spec.verdict.status}.**{observed}\n"
+
+
 def _paper_section(inputs: ReportInputs) -> str:
     ref = inputs.spec.paper
     lines = ["## The paper\n", f"Section {ref.section}" + (f", {ref.figure}" if ref.figure else "") + ". " + ref.statement + "\n"]
     if ref.final_gap:
         at = f"{ref.at_step:,}" if ref.at_step else "the end"
-        ours_at = f"{inputs.spec.train.steps:,}"
+        ours_at = _steps_text(inputs)
         lines.append(f"| model | paper: L − L* at step {at} | ours: L − L* at step {ours_at} (median over seeds) |")
         lines.append("|---|---|---|")
         for name, value in ref.final_gap.items():
-            lines.append(f"| {name} | ≈{value:.2g} | {_median_final_gap(inputs.results[name])} |")
+            lines.append(f"| {name} | ≈{value:.2g} | {_median_final_gap(inputs.results.picked[name])} |")
         lines.append("")
-        if ref.at_step and ref.at_step != inputs.spec.train.steps:
+        if ref.at_step and ref.at_step != inputs.spec.train.steps:  # a horizon schedule never equals it
             lines.append(
                 f"Our run stops at step {ours_at}, the paper's at {at}: compare the ordering and the trend, not the values. The `paper` profile runs the paper's step count.\n"
             )
@@ -99,7 +106,7 @@ def _checks_section(checks: list[CheckResult]) -> str:
 
 
 def _results_section(inputs: ReportInputs) -> str:
-    results = list(inputs.results.values())
+    results = list(inputs.results.picked.values())
     level = _common_gap_level(results)
     seeds = inputs.spec.seeds
     head = "| model | picked lr | " + " | ".join(f"L − L*, seed {s}" for s in seeds) + f" | steps to L − L* ≤ {level:.3g} (median) |"
@@ -120,6 +127,7 @@ def _sweep_section(inputs: ReportInputs) -> str:
     spec = inputs.spec
     rule = {
         "lowest_final_gap": "median over seeds of the final L − L*",
+        "smallest": "median over seeds of the final L − L*; every lr is compared and the smallest is shown",
         "lowest_mean_log_gap": "median over seeds of the mean of log10(L − L*) over the run",
     }[spec.tune.pick]
     lines = [
@@ -128,12 +136,12 @@ def _sweep_section(inputs: ReportInputs) -> str:
     ]
     lines.append("| lr | " + " | ".join(m.name for m in spec.models) + " |")
     lines.append("|---|" + "---|" * len(spec.models))
-    for i, lr in enumerate(spec.tune.lr):
+    for lr in spec.all_lrs:
         cells = []
         for model in spec.models:
-            score = inputs.sweeps[model.name][i]
-            text = score_text(score, spec.tune.pick)
-            cells.append(f"**{text}**" if inputs.results[model.name].lr == lr else text)
+            score = next((s for s in inputs.sweeps[model.name] if s.lr == lr), None)
+            text = "—" if score is None else score_text(score, spec.tune.pick)
+            cells.append(f"**{text}**" if inputs.results.picked[model.name].lr == lr else text)
         lines.append(f"| {lr:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -144,15 +152,12 @@ def _setup_section(inputs: ReportInputs) -> str:
     models = "; ".join(_model_text(m) for m in spec.models)
     rows = [
         ("data", f"{data.name}: {data.shape[0]} rows × {data.shape[1]} features"),
-        (
-            "loss",
-            f"ℓ{spec.loss.p:g}: mean over examples of |xᵀw − y|^{spec.loss.p:g} (no 1/p factor); L* = {inputs.optimum:.12g} (exact: {'least squares' if spec.loss.p == 2 else 'Newton'})",
-        ),
+        ("loss", "; ".join(_loss_text(p, inputs.optima[p]) for p in spec.exponents)),
         ("models", models),
-        ("optimizer", f"full-batch {train.optimizer.kind}, weight decay {train.weight_decay:g}"),
-        ("steps", f"{train.steps:,} (loss recorded every {train.record_every:,})"),
-        ("init", _init_text(train.init)),
-        ("learning rates", ", ".join(f"{v:g}" for v in spec.tune.lr) + f" (pick: {spec.tune.pick})"),
+        ("optimizer", f"full-batch {_config_text(train.optimizer)}, weight decay {train.weight_decay:g}"),
+        ("steps", _schedule_text(train)),
+        ("init", _config_text(train.init)),
+        ("learning rates", _grids_text(spec)),
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", train.dtype),
     ]
@@ -187,6 +192,29 @@ def _provenance_section(inputs: ReportInputs) -> str:
     return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
 
 
+def _grids_text(spec: Spec) -> str:
+    own = [f"{m.name}: " + ", ".join(f"{v:g}" for v in spec.lr_grid(m.name)) for m in spec.models if m.lr]
+    shared = ", ".join(f"{v:g}" for v in spec.tune.lr)
+    text = f"{shared}" + (f" (own grids: {'; '.join(own)})" if own else "")
+    return text + f"; pick: {spec.tune.pick}"
+
+
+def _loss_text(p: float, optimum: float) -> str:
+    method = "least squares" if p == 2 else "Newton"
+    return f"ℓ{p:g}: mean over examples of |xᵀw − y|^{p:g} (no 1/p factor), L* = {optimum:.12g} (exact, {method})"
+
+
+def _schedule_text(train: Train) -> str:
+    if train.steps is not None:
+        return f"{train.steps:,} (loss recorded every {train.record_every or 100:,})"
+    return f"horizon η·steps = {train.horizon:g} at every lr (steps = horizon / lr), {train.records} recorded points per run"
+
+
+def _steps_text(inputs: ReportInputs) -> str:
+    steps = inputs.spec.train.steps
+    return f"{steps:,}" if steps is not None else "the end of the horizon"
+
+
 def _median_final_gap(result: ModelResult) -> str:
     if result.lr is None:
         return "no usable run"
@@ -207,16 +235,19 @@ def _steps_to(result: ModelResult, level: float) -> str:
     return "not reached" if math.isinf(value) else f"{value:,.0f}"
 
 
-def _model_text(model) -> str:  # noqa: ANN001 - a LinearNet or EndToEndModel
-    if model.kind == "end_to_end":
-        return f"{model.name}: depth-1 model with the end-to-end rule of depth {model.depth}"
-    width = f", width {model.width}" if model.depth > 1 else ""
-    return f"{model.name}: depth {model.depth}{width}" + (f", init {_init_text(model.init)}" if model.init else "")
+def _model_text(model: LinearNet | EndToEndModel) -> str:
+    extras = [f"{key} {_config_text(value)}" for key in ("init", "optimizer", "loss") if (value := getattr(model, key, None)) is not None]
+    if isinstance(model, EndToEndModel):
+        text = f"{model.name}: depth-1 model moved by rule ({model.rule}) of depth {model.depth}"
+    else:
+        text = f"{model.name}: depth {model.depth}" + (f", width {model.width}" if model.depth > 1 else "")
+    return text + "".join(f", {extra}" for extra in extras)
 
 
-def _init_text(init) -> str:  # noqa: ANN001 - any Init
-    fields = ", ".join(f"{k} {v:g}" for k, v in init.model_dump().items() if k != "kind")
-    return f"{init.kind} ({fields})"
+def _config_text(config: BaseModel) -> str:
+    """`kind (field value, …)` for an init, optimizer or loss config."""
+    fields = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in config.model_dump().items() if k != "kind")
+    return f"{config.kind} ({fields})" if fields else config.kind
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -231,16 +262,24 @@ def write_index(rows: list[tuple[Spec, str, bool, str]], reports: Path) -> Path:
     """`reports/README.md`: one row per claim (spec, report file, passed, checks summary), by group."""
     lines = [
         "# Claims of Arora, Cohen & Hazan (ICML 2018), verified\n",
-        "Written by `overparam verify-all`; each row links the report that holds its evidence.\n",
+        "Written by `overparam verify-all`; each row links the report that holds its evidence. "
+        "The verdict is the spec's conclusion about the paper's claim; the checks test the observations behind it "
+        "(FAIL means the evidence no longer supports the verdict).\n",
     ]
     for group in ("experiments", "theory"):
         members = [row for row in rows if row[0].group == group]
         if not members:
             continue
-        lines += [f"## {group.capitalize()}\n", "| claim | status | checks | what the paper states |", "|---|---|---|---|"]
+        lines += [
+            f"## {group.capitalize()}\n",
+            "| claim | verdict | checks | what the paper states | what we observe |",
+            "|---|---|---|---|---|",
+        ]
         for spec, report, passed, summary in members:
             statement = spec.paper.statement or spec.claim
-            lines.append(f"| [{spec.title}]({report}) | {'PASS' if passed else '**FAIL**'} | {summary} | {statement} |")
+            checks = f"{'PASS' if passed else '**FAIL**'} {summary}"
+            observed = spec.verdict.observed or "as the paper states"
+            lines.append(f"| [{spec.title}]({report}) | {spec.verdict.status} | {checks} | {statement} | {observed} |")
         lines.append("")
     lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")
     path = reports / "README.md"

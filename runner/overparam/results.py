@@ -21,11 +21,23 @@ class ModelResult:
     steps: torch.Tensor  # (T,) the recorded step numbers
     losses: torch.Tensor  # (S, T) float64
     optimum: float  # L*
+    end_to_end: torch.Tensor | None = None  # (S, T, d) W_e at the recorded steps, when recorded
     why_none: str = ""  # why no lr could be picked
 
     @property
     def gaps(self) -> torch.Tensor:
         return self.losses - self.optimum
+
+
+@dataclass(frozen=True)
+class Results:
+    """What checks read: each model at its picked lr, and at every lr of the grid."""
+
+    picked: dict[str, ModelResult]
+    by_lr: dict[str, dict[float, ModelResult]]
+
+    def at(self, name: str, lr: float | None = None) -> ModelResult:
+        return self.picked[name] if lr is None else self.by_lr[name][lr]
 
 
 def metric_per_seed(result: ModelResult, metric: Metric, gap: float | None = None) -> list[float]:
@@ -44,8 +56,10 @@ def _first_step_below(gaps: torch.Tensor, steps: torch.Tensor, threshold: float)
 
 
 def max_rel_dev(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max_t |a_t − b_t| / |b_t| over two curves of one seed."""
-    return float(((a - b).abs() / b.abs()).max())
+    """max_t |a_t − b_t| / |b_t| for curves (T,), or max_t ‖a_t − b_t‖ / ‖b_t‖ for vectors (T, d)."""
+    if a.dim() == 1:
+        return float(((a - b).abs() / b.abs()).max())
+    return float(((a - b).norm(dim=-1) / b.norm(dim=-1)).max())
 
 
 def median(values: list[float]) -> float:

@@ -1,7 +1,8 @@
 """Per-model learning-rate selection from the grid, by the spec's pick rule.
 
 Seeds combine by the median of the pick score; an lr at which any seed diverged is never
-picked. The sweep (every lr's score) is kept for the report.
+picked. Every lr's result is kept too: for the report's sweep table and for checks that
+compare learning rates.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from overparam.plan import Run
-from overparam.results import ModelResult, median
+from overparam.results import ModelResult, Results, median
 from overparam.spec import Spec
 from overparam.store import StoredRun
 
@@ -26,28 +27,44 @@ class LrScore:
 
 
 def select_models(
-    spec: Spec, runs: list[Run], stored: dict[str, StoredRun], optimum: float
-) -> tuple[dict[str, ModelResult], dict[str, list[LrScore]]]:
-    """Each model's result at its picked lr, and every lr's score (the sweep)."""
-    steps = torch.arange(0, spec.train.steps + 1, spec.train.record_every, dtype=torch.float64)
-    results: dict[str, ModelResult] = {}
+    spec: Spec, runs: list[Run], stored: dict[str, StoredRun], optima: dict[float, float]
+) -> tuple[Results, dict[str, list[LrScore]]]:
+    """Each model's result at every lr and at its picked lr, and every lr's score (the sweep)."""
+    by_lr: dict[str, dict[float, ModelResult]] = {}
+    picked: dict[str, ModelResult] = {}
     sweeps: dict[str, list[LrScore]] = {}
     for model in spec.models:
-        by_lr: dict[float, list[StoredRun]] = {}
+        optimum = optima[spec.loss_of(model.name).p]
+        seed_runs: dict[float, list[StoredRun]] = {}
         for run in runs:
             if run.model == model.name:
-                by_lr.setdefault(run.lr, []).append(stored[run.key])
-        sweep = [_score(lr, by_lr[lr], spec.seeds, optimum, spec.tune.pick) for lr in spec.tune.lr]
+                seed_runs.setdefault(run.lr, []).append(stored[run.key])
+        grid = spec.lr_grid(model.name)
+        by_lr[model.name] = {lr: _result(model.name, lr, spec, seed_runs[lr], optimum) for lr in grid}
+        sweep = [_score(lr, seed_runs[lr], spec.seeds, optimum, spec.tune.pick) for lr in grid]
         sweeps[model.name] = sweep
         usable = [s for s in sweep if s.score is not None]
         if not usable:
-            empty = torch.empty(len(spec.seeds), len(steps), dtype=torch.float64)
-            results[model.name] = ModelResult(model.name, None, spec.seeds, steps, empty, optimum, "every lr of the grid diverged")
+            failed = by_lr[model.name][grid[0]]
+            picked[model.name] = ModelResult(
+                model.name, None, spec.seeds, failed.steps, failed.losses, optimum, why_none="every lr of the grid diverged"
+            )
             continue
-        best = min(usable, key=lambda s: s.score)  # type: ignore[arg-type, return-value]
-        losses = torch.stack([r.losses for r in by_lr[best.lr]])
-        results[model.name] = ModelResult(model.name, best.lr, spec.seeds, steps, losses, optimum)
-    return results, sweeps
+        best = usable[0] if spec.tune.pick == "smallest" else min(usable, key=lambda s: s.score)  # type: ignore[arg-type, return-value]
+        picked[model.name] = by_lr[model.name][best.lr]
+    return Results(picked, by_lr), sweeps
+
+
+def _result(name: str, lr: float, spec: Spec, seed_runs: list[StoredRun], optimum: float) -> ModelResult:
+    steps, every = spec.train.schedule(lr)
+    axis = torch.arange(0, steps + 1, every, dtype=torch.float64)
+    losses = torch.stack([r.losses for r in seed_runs])
+    vectors = [r.end_to_end for r in seed_runs]
+    end_to_end = torch.stack(vectors) if all(v is not None for v in vectors) else None  # type: ignore[misc]
+    diverged = [f"seed {s} at step {r.diverged_at}" for s, r in zip(spec.seeds, seed_runs) if r.diverged_at is not None]
+    if diverged:
+        return ModelResult(name, None, spec.seeds, axis, losses, optimum, end_to_end, "diverged: " + ", ".join(diverged))
+    return ModelResult(name, lr, spec.seeds, axis, losses, optimum, end_to_end)
 
 
 def _score(lr: float, seed_runs: list[StoredRun], seeds: list[int], optimum: float, pick: str) -> LrScore:
@@ -55,7 +72,7 @@ def _score(lr: float, seed_runs: list[StoredRun], seeds: list[int], optimum: flo
     if diverged:
         return LrScore(lr, None, ", ".join(diverged))
     gaps = [r.losses - optimum for r in seed_runs]
-    if pick == "lowest_final_gap":
+    if pick in ("lowest_final_gap", "smallest"):
         return LrScore(lr, median([float(g[-1]) for g in gaps]))
     return LrScore(lr, median([float(g.clamp_min(GAP_FLOOR).log10().mean()) for g in gaps]))
 
@@ -63,4 +80,4 @@ def _score(lr: float, seed_runs: list[StoredRun], seeds: list[int], optimum: flo
 def score_text(score: LrScore, pick: str) -> str:
     if score.score is None:
         return f"diverged ({score.diverged})"
-    return f"{score.score:.4g}" if pick == "lowest_final_gap" else f"10^{score.score:.3f}"
+    return f"10^{score.score:.3f}" if pick == "lowest_mean_log_gap" else f"{score.score:.4g}"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from overparam.checks import Check
 from overparam.engine.init import Init, NormalInit
+from overparam.engine.optim import GradientDescent, Optimizer
 from overparam.errors import OverparamError
 from overparam.losses import LpLoss
 from overparam.synthetic import SyntheticData
@@ -35,6 +36,21 @@ class PaperRef(BaseModel):
     at_step: int | None = Field(None, ge=1, description="the step those numbers are read at")
 
 
+class Verdict(BaseModel):
+    """What we conclude about the paper's claim. The checks state the evidence behind it: if
+    they fail, the observation changed and the verdict must be revisited."""
+
+    model_config = STRICT
+    status: Literal["reproduced", "partly reproduced", "not reproduced"]
+    observed: str = Field("", description="what we observe, in words; required unless reproduced")
+
+    @model_validator(mode="after")
+    def _explained(self) -> Verdict:
+        if self.status != "reproduced" and not self.observed.strip():
+            raise ValueError(f"a verdict of {self.status!r} needs `observed:` saying what we see instead")
+        return self
+
+
 class LinearNet(BaseModel):
     """`kind: linear_net`: x ↦ W_N⋯W_1 x, hidden width `width`, trained by GD on its layers."""
 
@@ -44,6 +60,11 @@ class LinearNet(BaseModel):
     depth: int = Field(..., ge=1, le=64)
     width: int = Field(100, ge=1, le=4096, description="hidden width (unused at depth 1)")
     init: Init | None = Field(None, description="overrides train.init for this model")
+    optimizer: Optimizer | None = Field(None, description="overrides train.optimizer for this model")
+    loss: LpLoss | None = Field(None, description="overrides the spec's loss for this model")
+    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(
+        None, min_length=1, max_length=64, description="this model's own lr grid (e.g. for another optimizer); default tune.lr"
+    )
 
 
 class EndToEndModel(BaseModel):
@@ -53,34 +74,67 @@ class EndToEndModel(BaseModel):
     kind: Literal["end_to_end"]
     name: str = Field(..., min_length=1, max_length=60)
     depth: int = Field(..., ge=1, le=64)
+    rule: Literal[10, 12] = Field(12, description="12: the single-output form; 10: the general form with matrix powers")
     init: Init | None = None
+    loss: LpLoss | None = None
+    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(
+        None, min_length=1, max_length=64, description="this model's own lr grid (e.g. for another optimizer); default tune.lr"
+    )
 
 
 ModelSpec = Annotated[LinearNet | EndToEndModel, Field(discriminator="kind")]
 DataSpec = Annotated[UciGasData | SyntheticData, Field(discriminator="kind")]
 
 
-class GradientDescent(BaseModel):
-    model_config = STRICT
-    kind: Literal["gd"]
-
-
 class Train(BaseModel):
+    """How every run trains. Either a fixed `steps` count, or a fixed `horizon` η·steps so that
+    runs at different learning rates cover the same stretch of the gradient flow."""
+
     model_config = STRICT
-    optimizer: GradientDescent = GradientDescent(kind="gd")
-    steps: int = Field(..., ge=1, le=100_000_000)
-    record_every: int = Field(100, ge=1)
+    optimizer: Optimizer = GradientDescent(kind="gd")
+    steps: int | None = Field(None, ge=1, le=100_000_000)
+    record_every: int | None = Field(None, ge=1, description="with steps: record the loss every this many steps (default 100)")
+    horizon: float | None = Field(None, gt=0.0, le=1e6, description="instead of steps: η × steps, the same for every lr")
+    records: int | None = Field(None, ge=1, le=100_000, description="with horizon: recorded points per run")
     init: Init = NormalInit(kind="normal", std=0.01)
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0)
     dtype: Literal["float64", "float32"] = "float64"
+    record_end_to_end: bool = Field(False, description="also keep W_e at every recorded step (for emulation checks)")
 
     @model_validator(mode="after")
-    def _records_fit(self) -> Train:
-        if self.steps % self.record_every:
-            raise ValueError(f"steps ({self.steps}) must be a multiple of record_every ({self.record_every})")
-        if self.steps // self.record_every > 100_000:
-            raise ValueError("more than 100000 recorded points; raise record_every")
+    def _one_schedule(self) -> Train:
+        if (self.steps is None) == (self.horizon is None):
+            raise ValueError("give either steps (with record_every) or horizon (with records)")
+        if self.steps is not None:
+            if self.records is not None:
+                raise ValueError("records goes with horizon; with steps use record_every")
+            every = self.record_every or 100
+            if self.steps % every:
+                raise ValueError(f"steps ({self.steps}) must be a multiple of record_every ({every})")
+            if self.steps // every > 100_000:
+                raise ValueError("more than 100000 recorded points; raise record_every")
+        elif self.records is None or self.record_every is not None:
+            raise ValueError("horizon goes with records (not record_every)")
         return self
+
+    def schedule(self, lr: float) -> tuple[int, int]:
+        """(steps, record_every) of a run at learning rate `lr`."""
+        if self.steps is not None:
+            return self.steps, self.record_every or 100
+        assert self.horizon is not None and self.records is not None
+        steps = round(self.horizon / lr)
+        return steps, max(1, steps // self.records)
+
+    def schedule_error(self, lr: float) -> str | None:
+        """Why `lr` does not fit the horizon schedule, if it does not."""
+        if self.horizon is None or self.records is None:
+            return None
+        steps = self.horizon / lr
+        if abs(steps - round(steps)) > 1e-6 * steps or round(steps) % self.records:
+            return f"horizon / lr = {steps:g} steps, which must be a whole multiple of records ({self.records})"
+        if steps > 100_000_000:
+            return f"horizon / lr = {steps:g} steps, more than 1e8"
+        return None
 
 
 class Tune(BaseModel):
@@ -91,7 +145,9 @@ class Tune(BaseModel):
 
     model_config = STRICT
     lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] = Field(..., min_length=1, max_length=64)
-    pick: Literal["lowest_final_gap", "lowest_mean_log_gap"] = "lowest_final_gap"
+    pick: Literal["lowest_final_gap", "lowest_mean_log_gap", "smallest"] = Field(
+        "lowest_final_gap", description="smallest: the smallest lr of the grid (for fidelity specs, where every lr is compared)"
+    )
 
     @field_validator("lr")
     @classmethod
@@ -107,6 +163,7 @@ class Spec(BaseModel):
     title: str
     claim: str
     paper: PaperRef
+    verdict: Verdict
     group: Literal["experiments", "theory"] = "experiments"
     data: DataSpec
     loss: LpLoss
@@ -121,6 +178,23 @@ class Spec(BaseModel):
     def model(self, name: str) -> LinearNet | EndToEndModel:
         return next(m for m in self.models if m.name == name)
 
+    def lr_grid(self, name: str) -> list[float]:
+        """The model's learning rates, ascending."""
+        own = self.model(name).lr
+        return sorted(own) if own else self.tune.lr
+
+    @property
+    def all_lrs(self) -> list[float]:
+        return sorted({lr for m in self.models for lr in self.lr_grid(m.name)})
+
+    def loss_of(self, name: str) -> LpLoss:
+        return self.model(name).loss or self.loss
+
+    @property
+    def exponents(self) -> list[float]:
+        """The distinct ℓp exponents of the models, in first-seen order."""
+        return list(dict.fromkeys(self.loss_of(m.name).p for m in self.models))
+
 
 def reference_errors(spec: Spec) -> list[tuple[Path_, str]]:
     """Problems between fields: names that must exist, seeds that must be distinct."""
@@ -131,12 +205,33 @@ def reference_errors(spec: Spec) -> list[tuple[Path_, str]]:
             problems.append((("models", i, "name"), f"model name {name!r} is used twice"))
     if len(set(spec.seeds)) != len(spec.seeds):
         problems.append((("seeds",), "seeds repeat a value"))
+    for i, lr in enumerate(spec.tune.lr):
+        if why := spec.train.schedule_error(lr):
+            problems.append((("tune", "lr", i), why))
+    for i, model in enumerate(spec.models):
+        for j, lr in enumerate(model.lr or []):
+            if why := spec.train.schedule_error(lr):
+                problems.append((("models", i, "lr", j), why))
+        if model.lr and len(set(model.lr)) != len(model.lr):
+            problems.append((("models", i, "lr"), "the grid repeats a value"))
     for i, check in enumerate(spec.checks):
+        if getattr(check, "curve", None) == "end_to_end" and not spec.train.record_end_to_end:
+            problems.append((("checks", i, "curve"), "comparing end-to-end vectors needs train.record_end_to_end: true"))
+        lr = getattr(check, "lr", None)
+        lacking = [name for _, name in check.model_refs() if name in names and lr is not None and lr not in spec.lr_grid(name)]
+        if lacking:
+            problems.append((("checks", i, "lr"), f"lr {lr:g} is not in the lr grid of {', '.join(map(repr, lacking))}"))
         for key, name in check.model_refs():
             if name not in names:
                 hint = difflib.get_close_matches(name, names, n=1)
                 fix = f"did you mean {hint[0]!r}?" if hint else f"models are {', '.join(names)}"
                 problems.append((("checks", i) + key, f"no model named {name!r}; {fix}"))
+    if not isinstance(spec.train.optimizer, GradientDescent):
+        for i, model in enumerate(spec.models):
+            if isinstance(model, EndToEndModel):
+                problems.append(
+                    (("models", i, "kind"), "an end_to_end model takes plain GD steps; set train.optimizer to gd and override per model")
+                )
     for name in spec.paper.final_gap:
         if name not in names:
             problems.append((("paper", "final_gap", name), f"no model named {name!r}"))
@@ -233,7 +328,10 @@ def _located(path: Path, positions: Positions, where: Path_, shown: Path_, messa
 
 
 def _unknown_key_message(key: str) -> str:
-    hint = difflib.get_close_matches(key, sorted(_all_field_names()), n=1)
+    names = _all_field_names()
+    if key in names:
+        return f"{key!r} is not a key here; remove it or move it where it belongs"
+    hint = difflib.get_close_matches(key, sorted(names), n=1)
     return f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "; remove it")
 
 

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS runs (
     diverged_at INTEGER,         -- first recorded step with a non-finite loss, or NULL
     wall_s REAL NOT NULL,        -- this run's share of its batch's wall time
     device TEXT NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    end_to_end BLOB              -- zlib-compressed float64 W_e (T × d) at the recorded steps, or NULL
 )
 """
 
@@ -37,6 +38,7 @@ class StoredRun:
     diverged_at: int | None
     wall_s: float
     device: str
+    end_to_end: torch.Tensor | None = None  # (T, d) float64, when the spec records it
 
 
 class RunStore:
@@ -52,29 +54,32 @@ class RunStore:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key, config, losses, diverged_at, wall_s, device FROM runs WHERE key IN ({marks})", chunk)
-            for key, config, blob, diverged_at, wall_s, device in rows:
-                losses = torch.frombuffer(bytearray(zlib.decompress(blob)), dtype=torch.float64)
-                found[key] = StoredRun(key, json.loads(config), losses, diverged_at, wall_s, device)
+            columns = "key, config, losses, diverged_at, wall_s, device, end_to_end"
+            rows = self._db.execute(f"SELECT {columns} FROM runs WHERE key IN ({marks})", chunk)
+            for key, config, blob, diverged_at, wall_s, device, vectors in rows:
+                config = json.loads(config)
+                losses = _unpacked(blob)
+                end_to_end = _unpacked(vectors).view(len(losses), -1) if vectors is not None else None
+                found[key] = StoredRun(key, config, losses, diverged_at, wall_s, device, end_to_end)
         return found
 
     def put(self, runs: list[StoredRun]) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         rows = [
-            (
-                r.key,
-                json.dumps(r.config, sort_keys=True),
-                zlib.compress(r.losses.to(torch.float64).numpy().tobytes()),
-                r.diverged_at,
-                r.wall_s,
-                r.device,
-                now,
-            )
+            (r.key, json.dumps(r.config, sort_keys=True), _packed(r.losses), r.diverged_at, r.wall_s, r.device, now, _packed(r.end_to_end))
             for r in runs
         ]
         with self._db:  # commits the batch as one transaction, or rolls it back
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def close(self) -> None:
         self._db.close()
+
+
+def _packed(values: torch.Tensor | None) -> bytes | None:
+    return None if values is None else zlib.compress(values.to(torch.float64).contiguous().numpy().tobytes())
+
+
+def _unpacked(blob: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(zlib.decompress(blob)), dtype=torch.float64)

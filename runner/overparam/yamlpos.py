@@ -60,6 +60,11 @@ def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str],
         seen: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            if key_node.tag != "tag:yaml.org,2002:str":
+                kind = key_node.tag.rsplit(":", 1)[-1]
+                problems.append(
+                    f"{path}:{_line_col(key_node)}: {dotted(at + (key,))}: YAML reads this key as a {kind}, not a name; quote it"
+                )
             if key in seen:
                 first = seen[key].start_mark.line + 1
                 problems.append(f"{path}:{_line_col(key_node)}: {dotted(at + (key,))}: duplicate key (first at line {first}); keep one")

@@ -4,7 +4,8 @@ The engine knows no claim: it trains groups of runs that share a model shape and
 their loss curves. Specs, checks and reports are layers above it.
 """
 
+from overparam.engine.end_to_end import rule10_direction, rule12_direction
 from overparam.engine.loop import Trace, run_loop
-from overparam.engine.models import DeepLinear, EndToEnd, end_to_end_direction
+from overparam.engine.models import DeepLinear, EndToEnd
 
-__all__ = ["DeepLinear", "EndToEnd", "Trace", "end_to_end_direction", "run_loop"]
+__all__ = ["DeepLinear", "EndToEnd", "Trace", "rule10_direction", "rule12_direction", "run_loop"]

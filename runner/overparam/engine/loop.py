@@ -25,6 +25,44 @@ class Trace:
 
     losses: torch.Tensor  # (R, T) float64 on the CPU
     diverged_at: list[int | None]  # first recorded step with a non-finite or huge loss
+    end_to_end: torch.Tensor | None = None  # (R, T, d) W_e at the same steps, when asked for
+
+
+class Objective(Protocol):
+    def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]: ...
+
+
+class DataPass:
+    """ℓp through the data: r = Xw − y, L = mean |r|^p, ∇L¹ = Xᵀ ∂L/∂r. Two passes over X per step."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, p: float) -> None:
+        self.X, self.y, self.p = X, y, p
+
+    def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        residual = torch.mm(w, self.X.T) - self.y  # (R, n)
+        loss = lp_value(residual, self.p) if with_loss else None
+        return loss, torch.mm(lp_residual_grad(residual, self.p), self.X)  # (R, d)
+
+
+class Gram:
+    """ℓ2 needs only the moments: L = wᵀGw − 2wᵀb + c, ∇L¹ = 2(Gw − b) with G = XᵀX/n, b = Xᵀy/n,
+    c = yᵀy/n: O(d²) per step instead of O(nd)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        n = X.shape[0]
+        self.G = X.T @ X / n  # (d, d)
+        self.b = X.T @ y / n  # (d,)
+        self.c = y @ y / n
+
+    def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        Gw = torch.mm(w, self.G)  # (R, d), G symmetric
+        loss = ((Gw - 2.0 * self.b) * w).sum(dim=1) + self.c if with_loss else None
+        return loss, 2.0 * (Gw - self.b)
+
+
+def objective_for(X: torch.Tensor, y: torch.Tensor, p: float) -> Objective:
+    """The cheapest exact way to evaluate ℓp and its gradient on this data."""
+    return Gram(X, y) if p == 2.0 and X.shape[0] > X.shape[1] else DataPass(X, y, p)
 
 
 def run_loop(
@@ -35,17 +73,21 @@ def run_loop(
     steps: int,
     record_every: int,
     on_progress: Callable[[int], None] = lambda done: None,
+    record_end_to_end: bool = False,
 ) -> Trace:
     """Train `model` for `steps` full-batch steps on ℓp; `on_progress` gets steps done so far."""
+    objective = objective_for(X, y, p)
     records: list[torch.Tensor] = []
+    vectors: list[torch.Tensor] = []
     runs = model.end_to_end().shape[0]
     diverged_at: list[int | None] = [None] * runs
     alive = torch.ones(runs, dtype=torch.bool, device=X.device)
     for step in range(steps + 1):
         w = model.end_to_end()  # (R, d)
-        residual = torch.mm(w, X.T) - y  # (R, n)
-        if step % record_every == 0:
-            loss = lp_value(residual, p)
+        recording = step % record_every == 0
+        loss, g = objective(w, recording)
+        if recording:
+            assert loss is not None
             bad = alive & ~(torch.isfinite(loss) & (loss < DIVERGED_ABOVE))
             if bool(bad.any()):
                 for r in bad.nonzero().flatten().tolist():
@@ -53,10 +95,12 @@ def run_loop(
                 alive &= ~bad
                 model.freeze(bad)
             records.append(torch.where(alive, loss, torch.full_like(loss, float("nan"))).cpu())
+            if record_end_to_end:
+                vectors.append(w.detach().to(torch.float64, copy=True).cpu())
             on_progress(step)
         if step == steps:
             break
-        g = torch.mm(lp_residual_grad(residual, p), X)  # (R, d): ∇L¹ at W_e
         model.descend(g)
     losses = torch.stack(records, dim=1).to(torch.float64)
-    return Trace(losses=losses, diverged_at=diverged_at)
+    end_to_end = torch.stack(vectors, dim=1) if record_end_to_end else None
+    return Trace(losses=losses, diverged_at=diverged_at, end_to_end=end_to_end)

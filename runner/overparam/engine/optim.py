@@ -1,0 +1,106 @@
+"""Batched optimisers for R independent runs, with torch.optim's exact update order.
+
+Each is a small config (pydantic, the spec's `optimizer:`) with `init(param)` → state and
+`update(param, grad, state, lr)`, which changes `param` in place. `lr` broadcasts against
+`param` (one value per run). Weight decay is torch.optim's: grad + λ·param.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+State = dict[str, Any]
+
+
+class GradientDescent(BaseModel):
+    """`kind: gd`: W ← W − η(∇ + λW)."""
+
+    model_config = STRICT
+    kind: Literal["gd"]
+
+    def init(self, param: torch.Tensor) -> State:
+        return {}
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+        if weight_decay:
+            grad = grad.add(param, alpha=weight_decay)
+        param.sub_(lr * grad)
+
+
+class AdaGrad(BaseModel):
+    """`kind: adagrad`, as torch.optim.Adagrad (lr_decay 0)."""
+
+    model_config = STRICT
+    kind: Literal["adagrad"]
+    eps: float = Field(1e-10, gt=0.0)
+    initial_accumulator: float = Field(0.0, ge=0.0)
+
+    def init(self, param: torch.Tensor) -> State:
+        return {"sum": torch.full_like(param, self.initial_accumulator)}
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+        if weight_decay:
+            grad = grad.add(param, alpha=weight_decay)
+        state["sum"].addcmul_(grad, grad, value=1.0)
+        std = state["sum"].sqrt().add_(self.eps)
+        param.sub_(lr * (grad / std))
+
+
+class AdaDelta(BaseModel):
+    """`kind: adadelta`, as torch.optim.Adadelta."""
+
+    model_config = STRICT
+    kind: Literal["adadelta"]
+    rho: float = Field(0.9, gt=0.0, lt=1.0)
+    eps: float = Field(1e-6, gt=0.0)
+
+    def init(self, param: torch.Tensor) -> State:
+        return {"square_avg": torch.zeros_like(param), "acc_delta": torch.zeros_like(param)}
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+        if weight_decay:
+            grad = grad.add(param, alpha=weight_decay)
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        square_avg.mul_(self.rho).addcmul_(grad, grad, value=1.0 - self.rho)
+        std = square_avg.add(self.eps).sqrt_()
+        delta = acc_delta.add(self.eps).sqrt_().div_(std).mul_(grad)
+        acc_delta.mul_(self.rho).addcmul_(delta, delta, value=1.0 - self.rho)
+        param.sub_(lr * delta)
+
+
+class Adam(BaseModel):
+    """`kind: adam`, as torch.optim.Adam (L2 weight decay, not AdamW)."""
+
+    model_config = STRICT
+    kind: Literal["adam"]
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    eps: float = Field(1e-8, gt=0.0)
+
+    def init(self, param: torch.Tensor) -> State:
+        return {"step": 0, "m": torch.zeros_like(param), "v": torch.zeros_like(param)}
+
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+        if weight_decay:
+            grad = grad.add(param, alpha=weight_decay)
+        state["step"] += 1
+        step = state["step"]
+        state["m"].lerp_(grad, 1.0 - self.beta1)
+        state["v"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
+        bias_correction1 = 1.0 - self.beta1**step
+        bias_correction2_sqrt = (1.0 - self.beta2**step) ** 0.5
+        denom = (state["v"].sqrt() / bias_correction2_sqrt).add_(self.eps)
+        param.sub_((lr / bias_correction1) * (state["m"] / denom))
+
+
+Optimizer = Annotated[GradientDescent | AdaGrad | AdaDelta | Adam, Field(discriminator="kind")]
+_OPTIMIZER = TypeAdapter(Optimizer)
+
+
+def parse_optimizer(data: dict[str, Any]) -> Optimizer:
+    """An optimizer config back from its stored dict form."""
+    return _OPTIMIZER.validate_python(data)

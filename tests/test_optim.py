@@ -1,0 +1,57 @@
+"""The batched optimisers give torch.optim's trajectories on the same small problems."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from overparam.engine import DeepLinear, run_loop
+from overparam.engine.init import NormalInit, initial_layers
+from overparam.engine.optim import AdaDelta, AdaGrad, Adam, GradientDescent
+
+CASES = [
+    (GradientDescent(kind="gd"), lambda ps, lr, wd: torch.optim.SGD(ps, lr=lr, weight_decay=wd)),
+    (AdaGrad(kind="adagrad"), lambda ps, lr, wd: torch.optim.Adagrad(ps, lr=lr, weight_decay=wd)),
+    (AdaDelta(kind="adadelta"), lambda ps, lr, wd: torch.optim.Adadelta(ps, lr=lr, weight_decay=wd)),
+    (Adam(kind="adam"), lambda ps, lr, wd: torch.optim.Adam(ps, lr=lr, weight_decay=wd)),
+]
+STEPS = 40
+
+
+def torch_optim_losses(
+    layers: list[torch.Tensor], make, X: torch.Tensor, y: torch.Tensor, p: float, lr: float, wd: float
+) -> tuple[list[float], list[torch.Tensor]]:
+    params = [W.clone().requires_grad_(True) for W in layers]
+    opt = make(params, lr, wd)
+    losses = []
+    for step in range(STEPS + 1):
+        w = params[0]
+        for W in params[1:]:
+            w = W @ w
+        loss = (X @ w.squeeze(0) - y).abs().pow(p).mean()
+        losses.append(float(loss.detach()))
+        if step == STEPS:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses, params
+
+
+@pytest.mark.parametrize("optimizer,make", CASES, ids=lambda c: getattr(c, "kind", ""))
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("wd", [0.0, 0.01])
+def test_batched_optimizer_follows_torch_optim(optimizer, make, depth: int, wd: float) -> None:
+    gen = torch.Generator().manual_seed(depth)
+    X = torch.randn(30, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, generator=gen, dtype=torch.float64)
+    lrs = [1e-3, 3e-3]
+    inits = [initial_layers(NormalInit(kind="normal", std=0.4), 5, depth, 4, seed=s) for s in range(2)]
+    layers = [torch.stack([init[j] for init in inits]) for j in range(depth)]
+    model = DeepLinear(layers, torch.tensor(lrs, dtype=torch.float64), wd, optimizer)
+    trace = run_loop(model, X, y, 4.0, STEPS, 1)
+    for r, (lr, init) in enumerate(zip(lrs, inits)):
+        expected, params = torch_optim_losses(init, make, X, y, 4.0, lr, wd)
+        assert torch.allclose(trace.losses[r], torch.tensor(expected, dtype=torch.float64), rtol=1e-11, atol=0)
+    for W, reference in zip(layers, params):
+        assert torch.allclose(W[1], reference.detach(), rtol=1e-10, atol=1e-13)
