@@ -9,7 +9,15 @@ from overparam.engine import DeepLinear, EndToEnd, run_loop
 from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initial_end_to_end, initial_layers, layer_shapes
 from overparam.losses import lp_optimum, lp_residual_grad, lp_value
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_by_default():
+    """Numerics are checked in float64; restored afterwards so other test modules keep float32."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def problem(n: int = 40, d: int = 7, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,3 +152,21 @@ def test_gram_objective_equals_the_data_pass_for_l2() -> None:
     loss_data, g_data = DataPass(X, y, 2.0)(w, True)
     assert torch.allclose(loss_gram, loss_data, rtol=1e-12)
     assert torch.allclose(g_gram, g_data, rtol=1e-11, atol=1e-13)
+
+
+def test_warmup_form_differs_from_gd_on_w1_omega2_by_exactly_the_eta_squared_term() -> None:
+    from overparam.engine import WarmupForm
+
+    X, y = problem()
+    layers = initial_layers(NormalInit(kind="normal", std=0.5), X.shape[1], 2, 1, seed=3)
+    w1, omega = layers[0][0], layers[1][0, 0]
+    lr = 1e-2
+    net = [W.clone().unsqueeze(0) for W in layers]
+    gd = DeepLinear(net, torch.tensor([lr]), 0.0)
+    form = WarmupForm((omega * w1).unsqueeze(0).clone(), omega.view(1).clone(), torch.tensor([lr]))
+    g = torch.mm(lp_residual_grad(torch.mm(gd.end_to_end(), X.T) - y, 4.0), X)
+    gd.descend(g)
+    form.descend(g)
+    w_gd = (net[1][0, 0, 0] * net[0][0, 0]).unsqueeze(0)
+    eta_squared_term = lr**2 * float(g[0] @ w1) * omega * g
+    assert torch.allclose(w_gd - form.w, eta_squared_term, rtol=1e-9, atol=1e-15)

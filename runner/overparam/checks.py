@@ -28,12 +28,15 @@ class _MetricCheck(BaseModel):
     gap: float | None = Field(None, gt=0.0, description="threshold for steps_to_gap")
     seeds: SeedRule = "all"
     lr: float | None = Field(None, gt=0.0, description="read every model at this lr of the grid instead of its picked one")
+    at_step: int | None = Field(None, ge=0, description="read final_loss / final_gap / gap_ratio at this recorded step, not the end")
     says: str = Field("", description="the claim this check states, in words")
 
     @model_validator(mode="after")
     def _gap_for_steps(self) -> _MetricCheck:
         if self.metric == "steps_to_gap" and self.gap is None:
             raise ValueError("metric steps_to_gap needs `gap: <threshold>`")
+        if self.metric == "steps_to_gap" and self.at_step is not None:
+            raise ValueError("at_step does not apply to steps_to_gap")
         return self
 
 
@@ -156,7 +159,7 @@ def evaluate(check: Check, results: Results) -> CheckResult:
 
 def _values(check: _MetricCheck, result: ModelResult) -> list[float]:
     """Per seed for `all`, a single median for `median`."""
-    values = metric_per_seed(result, check.metric, check.gap)
+    values = metric_per_seed(result, check.metric, check.gap, check.at_step)
     return values if check.seeds == "all" else [median(values)]
 
 
@@ -274,7 +277,11 @@ def _statement(check: Check) -> str:
     if isinstance(check, OvertakesCheck):
         by = f" by step {check.by:,}" if check.by else ""
         return f"{check.models[0]} overtakes {check.models[1]}{by} (L − L*)"
-    metric = check.metric + (f"(gap ≤ {check.gap:g})" if check.gap else "")
+    metric = (
+        check.metric
+        + (f"(gap ≤ {check.gap:g})" if check.gap else "")
+        + (f" at step {check.at_step:,}" if check.at_step is not None else "")
+    )
     seeds = "" if check.seeds == "all" else " (median over seeds)"
     if isinstance(check, OrderCheck):
         return f"{metric}: " + " < ".join(check.models) + seeds + at

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from overparam.dataset import Dataset
-from overparam.engine import DeepLinear, EndToEnd, run_loop
+from overparam.engine import DeepLinear, EndToEnd, WarmupForm, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
 from overparam.engine.optim import parse_optimizer
 from overparam.plan import Run, grouped
@@ -46,13 +46,18 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
     return [StoredRun(run.key, run.config, trace.losses[i], trace.diverged_at[i], share, device, vectors[i]) for i, run in enumerate(group)]
 
 
-def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> DeepLinear | EndToEnd:
+def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> DeepLinear | EndToEnd | WarmupForm:
     first = group[0].config
     shape, weight_decay = first["model"], first["weight_decay"]
     inits = [parse_init(run.config["init"]) for run in group]
     if shape["kind"] == "end_to_end":
         w = torch.stack([initial_end_to_end(init, d, run.seed) for init, run in zip(inits, group)])
         return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, shape["depth"], shape["rule"])
+    if shape["kind"] == "warmup_form":  # the weights of the depth-2, width-1 net w = w₁·ω₂
+        pairs = [initial_layers(init, d, 2, 1, run.seed) for init, run in zip(inits, group)]
+        omega = torch.stack([W2[0, 0] for _, W2 in pairs])
+        w = torch.stack([W2[0, 0] * W1[0] for W1, W2 in pairs])
+        return WarmupForm(w.to(device=device, dtype=dtype), omega.to(device=device, dtype=dtype), lr)
     depth, width = shape["depth"], shape["width"] or 1
     per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
     layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -23,7 +24,7 @@ def gap_figure(panels: list[tuple[str, list[ModelResult]]], title: str, path: Pa
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), dpi=120, squeeze=False)
     for ax, (ylabel, results) in zip(axes[0], panels):
         _draw_panel(ax, results, ylabel)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, width=70 * len(panels)), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp.png")

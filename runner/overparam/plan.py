@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from overparam.spec import EndToEndModel, LinearNet, Spec
+from overparam.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
 
-ENGINE_VERSION = "1"  # bump when a change to the engine changes numbers: it invalidates the store
+ENGINE_VERSION = "2"  # bump when a change to the engine changes numbers: it invalidates the store
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,16 @@ def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
     return runs
 
 
-def run_config(spec: Spec, model: LinearNet | EndToEndModel, lr: float, seed: int) -> dict[str, Any]:
+def run_config(spec: Spec, model: LinearNet | EndToEndModel | WarmupFormModel, lr: float, seed: int) -> dict[str, Any]:
     init = model.init or spec.train.init
     if isinstance(model, LinearNet):
         shape = {"kind": model.kind, "depth": model.depth, "width": model.width if model.depth > 1 else None}
         optimizer = model.optimizer or spec.train.optimizer
-    else:
+    elif isinstance(model, EndToEndModel):
         shape = {"kind": model.kind, "depth": model.depth, "rule": model.rule}
+        optimizer = spec.train.optimizer
+    else:
+        shape = {"kind": model.kind}
         optimizer = spec.train.optimizer
     steps, record_every = spec.train.schedule(lr)
     return {

@@ -15,7 +15,7 @@ from overparam.dataset import Dataset
 from overparam.figures import gap_figure
 from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore, score_text
-from overparam.spec import EndToEndModel, LinearNet, Spec, Train
+from overparam.spec import EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
 from overparam.store import StoredRun
 
 
@@ -61,7 +61,7 @@ def render(inputs: ReportInputs, figure: str) -> str:
         f"# {spec.title}\n",
         f"**{status}**: {passed} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
         f"**Claim.** {spec.claim}\n",
-        _verdict_line(spec),
+        _verdict_line(spec, passed == len(inputs.checks)),
         _paper_section(inputs),
         f"![{spec.id}]({figure})\n",
         "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
@@ -75,9 +75,10 @@ def render(inputs: ReportInputs, figure: str) -> str:
     return "\n".join(parts)
 
 
-def _verdict_line(spec: Spec) -> str:
+def _verdict_line(spec: Spec, passed: bool) -> str:
     observed = f" {spec.verdict.observed}" if spec.verdict.observed else ""
-    return f"**Verdict: {spec.verdict.status}.**{observed}\n"
+    source = " (decided by the checks, which state the paper's claim)" if spec.verdict.status == "by checks" else ""
+    return f"**Verdict: {spec.verdict.decided(passed)}{source}.**{observed}\n"
 
 
 def _paper_section(inputs: ReportInputs) -> str:
@@ -235,10 +236,12 @@ def _steps_to(result: ModelResult, level: float) -> str:
     return "not reached" if math.isinf(value) else f"{value:,.0f}"
 
 
-def _model_text(model: LinearNet | EndToEndModel) -> str:
+def _model_text(model: LinearNet | EndToEndModel | WarmupFormModel) -> str:
     extras = [f"{key} {_config_text(value)}" for key in ("init", "optimizer", "loss") if (value := getattr(model, key, None)) is not None]
     if isinstance(model, EndToEndModel):
         text = f"{model.name}: depth-1 model moved by rule ({model.rule}) of depth {model.depth}"
+    elif isinstance(model, WarmupFormModel):
+        text = f"{model.name}: §3's adaptive-lr + momentum form of GD on w = w₁·ω₂"
     else:
         text = f"{model.name}: depth {model.depth}" + (f", width {model.width}" if model.depth > 1 else "")
     return text + "".join(f", {extra}" for extra in extras)
@@ -279,7 +282,7 @@ def write_index(rows: list[tuple[Spec, str, bool, str]], reports: Path) -> Path:
             statement = spec.paper.statement or spec.claim
             checks = f"{'PASS' if passed else '**FAIL**'} {summary}"
             observed = spec.verdict.observed or "as the paper states"
-            lines.append(f"| [{spec.title}]({report}) | {spec.verdict.status} | {checks} | {statement} | {observed} |")
+            lines.append(f"| [{spec.title}]({report}) | {spec.verdict.decided(passed)} | {checks} | {statement} | {observed} |")
         lines.append("")
     lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")
     path = reports / "README.md"

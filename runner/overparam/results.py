@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-Metric = Literal["final_loss", "final_gap", "steps_to_gap"]
+Metric = Literal["final_loss", "final_gap", "gap_ratio", "steps_to_gap"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,16 @@ class Results:
         return self.picked[name] if lr is None else self.by_lr[name][lr]
 
 
-def metric_per_seed(result: ModelResult, metric: Metric, gap: float | None = None) -> list[float]:
-    """The metric for every seed of `result` (inf for a gap never reached)."""
+def metric_per_seed(result: ModelResult, metric: Metric, gap: float | None = None, at_step: int | None = None) -> list[float]:
+    """The metric for every seed of `result` (inf for a gap never reached). `final_*` and
+    `gap_ratio` (L − L* over its value at step 0) are read at `at_step` when given, else at the end."""
+    column = -1 if at_step is None else int((result.steps == at_step).nonzero()[0, 0])
     if metric == "final_loss":
-        return result.losses[:, -1].tolist()
+        return result.losses[:, column].tolist()
     if metric == "final_gap":
-        return result.gaps[:, -1].tolist()
+        return result.gaps[:, column].tolist()
+    if metric == "gap_ratio":
+        return (result.gaps[:, column] / result.gaps[:, 0]).tolist()
     assert gap is not None, "steps_to_gap needs a gap threshold (the schema enforces it)"
     return [_first_step_below(row, result.steps, gap) for row in result.gaps]
 

@@ -41,48 +41,61 @@ class Verdict(BaseModel):
     they fail, the observation changed and the verdict must be revisited."""
 
     model_config = STRICT
-    status: Literal["reproduced", "partly reproduced", "not reproduced"]
-    observed: str = Field("", description="what we observe, in words; required unless reproduced")
+    status: Literal["reproduced", "partly reproduced", "not reproduced", "by checks"] = Field(
+        ..., description="`by checks`: the checks state the paper's own claim, so they decide (for profiles not yet run)"
+    )
+    observed: str = Field("", description="what we observe, in words; required for partly / not reproduced")
+
+    def decided(self, passed: bool) -> str:
+        """The status to show, given whether every check passed."""
+        if self.status != "by checks":
+            return self.status
+        return "reproduced" if passed else "not reproduced"
 
     @model_validator(mode="after")
     def _explained(self) -> Verdict:
-        if self.status != "reproduced" and not self.observed.strip():
+        if self.status in ("partly reproduced", "not reproduced") and not self.observed.strip():
             raise ValueError(f"a verdict of {self.status!r} needs `observed:` saying what we see instead")
         return self
 
 
-class LinearNet(BaseModel):
-    """`kind: linear_net`: x ↦ W_N⋯W_1 x, hidden width `width`, trained by GD on its layers."""
+class _Model(BaseModel):
+    """What every model kind has: a name, and per-model overrides of the spec's defaults."""
 
     model_config = STRICT
-    kind: Literal["linear_net"]
     name: str = Field(..., min_length=1, max_length=60)
-    depth: int = Field(..., ge=1, le=64)
-    width: int = Field(100, ge=1, le=4096, description="hidden width (unused at depth 1)")
     init: Init | None = Field(None, description="overrides train.init for this model")
-    optimizer: Optimizer | None = Field(None, description="overrides train.optimizer for this model")
     loss: LpLoss | None = Field(None, description="overrides the spec's loss for this model")
     lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(
         None, min_length=1, max_length=64, description="this model's own lr grid (e.g. for another optimizer); default tune.lr"
     )
 
 
-class EndToEndModel(BaseModel):
-    """`kind: end_to_end`: a depth-1 model moved by the end-to-end rule (12) of depth `depth`."""
+class LinearNet(_Model):
+    """`kind: linear_net`: x ↦ W_N⋯W_1 x, hidden width `width`, trained on its layers."""
 
-    model_config = STRICT
+    kind: Literal["linear_net"]
+    depth: int = Field(..., ge=1, le=64)
+    width: int = Field(100, ge=1, le=4096, description="hidden width (unused at depth 1)")
+    optimizer: Optimizer | None = Field(None, description="overrides train.optimizer for this model")
+
+
+class EndToEndModel(_Model):
+    """`kind: end_to_end`: a depth-1 model moved by the end-to-end rule (12) or (10) of depth `depth`."""
+
     kind: Literal["end_to_end"]
-    name: str = Field(..., min_length=1, max_length=60)
     depth: int = Field(..., ge=1, le=64)
     rule: Literal[10, 12] = Field(12, description="12: the single-output form; 10: the general form with matrix powers")
-    init: Init | None = None
-    loss: LpLoss | None = None
-    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(
-        None, min_length=1, max_length=64, description="this model's own lr grid (e.g. for another optimizer); default tune.lr"
-    )
 
 
-ModelSpec = Annotated[LinearNet | EndToEndModel, Field(discriminator="kind")]
+class WarmupFormModel(_Model):
+    """`kind: warmup_form`: §3's adaptive-lr + momentum form of GD on w = w₁·ω₂, started from
+    the same weights as a depth-2, width-1 linear_net with the same init and seed."""
+
+    kind: Literal["warmup_form"]
+
+
+ModelSpec = Annotated[LinearNet | EndToEndModel | WarmupFormModel, Field(discriminator="kind")]
 DataSpec = Annotated[UciGasData | SyntheticData, Field(discriminator="kind")]
 
 
@@ -175,7 +188,7 @@ class Spec(BaseModel):
     assumptions: list[str] = Field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
 
-    def model(self, name: str) -> LinearNet | EndToEndModel:
+    def model(self, name: str) -> LinearNet | EndToEndModel | WarmupFormModel:
         return next(m for m in self.models if m.name == name)
 
     def lr_grid(self, name: str) -> list[float]:
@@ -221,6 +234,15 @@ def reference_errors(spec: Spec) -> list[tuple[Path_, str]]:
         lacking = [name for _, name in check.model_refs() if name in names and lr is not None and lr not in spec.lr_grid(name)]
         if lacking:
             problems.append((("checks", i, "lr"), f"lr {lr:g} is not in the lr grid of {', '.join(map(repr, lacking))}"))
+        at_step = getattr(check, "at_step", None)
+        off_grid = [name for _, name in check.model_refs() if name in names and at_step is not None and not _recorded(spec, name, at_step)]
+        if off_grid:
+            problems.append(
+                (
+                    ("checks", i, "at_step"),
+                    f"step {at_step} is not a recorded step of {', '.join(map(repr, off_grid))}; use a multiple of record_every",
+                )
+            )
         for key, name in check.model_refs():
             if name not in names:
                 hint = difflib.get_close_matches(name, names, n=1)
@@ -236,6 +258,15 @@ def reference_errors(spec: Spec) -> list[tuple[Path_, str]]:
         if name not in names:
             problems.append((("paper", "final_gap", name), f"no model named {name!r}"))
     return problems
+
+
+def _recorded(spec: Spec, name: str, step: int) -> bool:
+    """Whether `step` is recorded at every lr of the model's grid."""
+    for lr in spec.lr_grid(name):
+        steps, every = spec.train.schedule(lr)
+        if step > steps or step % every:
+            return False
+    return True
 
 
 def load_spec(path: Path, profile: str | None = None) -> Spec:

@@ -6,6 +6,6 @@ their loss curves. Specs, checks and reports are layers above it.
 
 from overparam.engine.end_to_end import rule10_direction, rule12_direction
 from overparam.engine.loop import Trace, run_loop
-from overparam.engine.models import DeepLinear, EndToEnd
+from overparam.engine.models import DeepLinear, EndToEnd, WarmupForm
 
-__all__ = ["DeepLinear", "EndToEnd", "Trace", "rule10_direction", "rule12_direction", "run_loop"]
+__all__ = ["DeepLinear", "EndToEnd", "WarmupForm", "Trace", "rule10_direction", "rule12_direction", "run_loop"]

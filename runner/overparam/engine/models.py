@@ -89,3 +89,30 @@ class EndToEnd:
     def freeze(self, runs: torch.Tensor) -> None:
         self.w[runs] = 0.0
         self.lr[runs] = 0.0
+
+
+class WarmupForm:
+    """§3's reading of GD on w = w₁·ω₂ (vector times scalar) as GD on w with an adaptive
+    learning rate and a momentum-like term, exact up to O(η²) per step:
+    w ← w − ρ∇L(w) − γw,  ρ = η ω₂²,  γ = η ω₂⁻¹ ∂L/∂ω₂,  and ω₂ ← ω₂ − η ∂L/∂ω₂,
+    where ∂L/∂ω₂ = ∇L(w)·w₁ = ∇L(w)·w / ω₂."""
+
+    def __init__(self, w: torch.Tensor, omega: torch.Tensor, lr: torch.Tensor) -> None:
+        self.w = w  # (R, d)
+        self.omega = omega.view(-1, 1)  # (R, 1)
+        self.lr = lr.view(-1, 1).clone()
+
+    def end_to_end(self) -> torch.Tensor:
+        return self.w
+
+    def descend(self, g: torch.Tensor) -> None:
+        d_omega = (g * self.w).sum(dim=1, keepdim=True) / self.omega  # ∂L/∂ω₂
+        rho = self.lr * self.omega.square()
+        gamma = self.lr * d_omega / self.omega
+        self.w.copy_(self.w - rho * g - gamma * self.w)
+        self.omega.sub_(self.lr * d_omega)
+
+    def freeze(self, runs: torch.Tensor) -> None:
+        self.w[runs] = 0.0
+        self.omega[runs] = 1.0
+        self.lr[runs] = 0.0

@@ -93,8 +93,9 @@ class Adam(BaseModel):
         state["v"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
         bias_correction1 = 1.0 - self.beta1**step
         bias_correction2_sqrt = (1.0 - self.beta2**step) ** 0.5
-        denom = (state["v"].sqrt() / bias_correction2_sqrt).add_(self.eps)
-        param.sub_((lr / bias_correction1) * (state["m"] / denom))
+        step_size = lr / bias_correction1
+        denom = state["v"].sqrt().div_(bias_correction2_sqrt).add_(self.eps)  # one fresh buffer, reused below
+        param.sub_(denom.reciprocal_().mul_(state["m"]).mul_(step_size))
 
 
 Optimizer = Annotated[GradientDescent | AdaGrad | AdaDelta | Adam, Field(discriminator="kind")]

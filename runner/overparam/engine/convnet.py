@@ -1,0 +1,117 @@
+"""The TensorFlow MNIST tutorial convnet, and its overparameterized twin, in torch.nn.
+
+conv 5×5×32 → ReLU → maxpool 2 → conv 5×5×64 → ReLU → maxpool 2 → dense 3136→512 → ReLU
+→ dense 512→10 (dropout 0.5 before the last layer, as in the tutorial). The twin replaces
+each dense matrix by a product of two (adding 512×512 and 10×10 factors, no nonlinearity in
+between). Training: SGD with momentum 0.9, lr 0.01 × 0.95^epoch (staircase), batch 64, and
+the tutorial's penalty 5e-4 · Σ ‖θ‖²/2 over the dense layers' weights and biases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class Dense(nn.Module):
+    """x ↦ x·W₁⋯W_k + b: one dense layer, optionally as a product of k matrices."""
+
+    def __init__(self, fan_in: int, fan_out: int, factors: int, gen: torch.Generator, bias: float) -> None:
+        super().__init__()
+        first = _truncated_normal((fan_in, fan_out), 0.1, gen)
+        extra = [torch.eye(fan_out) for _ in range(factors - 1)]  # the twin starts as the same function
+        self.matrices = nn.ParameterList([nn.Parameter(m) for m in [first, *extra]])
+        self.bias = nn.Parameter(torch.full((fan_out,), bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for matrix in self.matrices:
+            x = x @ matrix
+        return x + self.bias
+
+
+class TutorialConvnet(nn.Module):
+    def __init__(self, overparameterized: bool, seed: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        factors = 2 if overparameterized else 1
+        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+        with torch.no_grad():
+            self.conv1.weight.copy_(_truncated_normal(tuple(self.conv1.weight.shape), 0.1, gen))
+            self.conv1.bias.zero_()
+            self.conv2.weight.copy_(_truncated_normal(tuple(self.conv2.weight.shape), 0.1, gen))
+            self.conv2.bias.fill_(0.1)
+        self.fc1 = Dense(7 * 7 * 64, 512, factors, gen, bias=0.1)
+        self.fc2 = Dense(512, 10, factors, gen, bias=0.1)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.fc1(x.flatten(1)))
+        return self.fc2(self.dropout(x))
+
+    def dense_penalty(self) -> torch.Tensor:
+        """Σ ‖θ‖²/2 over the dense layers' matrices and biases (TensorFlow's l2_loss)."""
+        params = [*self.fc1.parameters(), *self.fc2.parameters()]
+        return sum(p.square().sum() for p in params) / 2
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_convnet(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    overparameterized: bool,
+    seed: int,
+    steps: int,
+    record_every: int,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    decay: float = 0.95,
+    momentum: float = 0.9,
+    penalty: float = 5e-4,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean batch cross-entropy and mean penalty term over each window of `record_every` steps: (T,), (T,)."""
+    torch.manual_seed(seed)  # dropout masks
+    model = TutorialConvnet(overparameterized, seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    order = torch.Generator().manual_seed(seed + 1)
+    per_epoch = images.shape[0] // batch_size
+    cross_entropy, penalties = [], []
+    ce_sum = pen_sum = 0.0
+    for step in range(steps):
+        epoch, batch = divmod(step, per_epoch)
+        if batch == 0:
+            permutation = torch.randperm(images.shape[0], generator=order)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * decay**epoch  # the tutorial's staircase decay, once per epoch
+        index = permutation[batch * batch_size : (batch + 1) * batch_size]
+        ce = nn.functional.cross_entropy(model(images[index]), labels[index])
+        term = penalty * model.dense_penalty()
+        optimizer.zero_grad()
+        (ce + term).backward()
+        optimizer.step()
+        ce_sum += float(ce.detach())
+        pen_sum += float(term.detach())
+        if (step + 1) % record_every == 0:
+            cross_entropy.append(ce_sum / record_every)
+            penalties.append(pen_sum / record_every)
+            ce_sum = pen_sum = 0.0
+            on_progress(step + 1)
+    return torch.tensor(cross_entropy, dtype=torch.float64), torch.tensor(penalties, dtype=torch.float64)
+
+
+def _truncated_normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> torch.Tensor:
+    """N(0, std²) redrawn beyond two standard deviations, as tf.truncated_normal."""
+    values = torch.randn(shape, generator=gen) * std
+    outside = values.abs() > 2 * std
+    while bool(outside.any()):
+        values[outside] = torch.randn(int(outside.sum()), generator=gen) * std
+        outside = values.abs() > 2 * std
+    return values

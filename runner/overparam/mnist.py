@@ -1,0 +1,125 @@
+"""MNIST in IDX format: locate or download the files, read images and labels.
+
+Where the files come from, in order: `data.path` in the spec (relative to the spec) or
+`--data-dir`, the `OVERPARAM_MNIST` environment variable, the user cache dir (downloaded
+there when absent, each archive checked against its published MD5).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from overparam.errors import OverparamError
+
+MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+FILES = {  # name -> MD5 of the published .gz (the torchvision mirror's checksums)
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+PREFIX = {"train": "train", "test": "t10k"}
+
+
+class MnistData(BaseModel):
+    """`kind: mnist`: the MNIST training split (60k) or test split (10k), pixels scaled to [−0.5, 0.5]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["mnist"]
+    split: Literal["train", "test"] = Field("train", description="which split to train on")
+    path: str | None = Field(None, description="folder with the IDX files (relative to the spec)")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "overparam" / "mnist"
+
+
+def split_files(folder: Path, split: str) -> tuple[Path, Path] | None:
+    """(images, labels) of `split` in `folder`, gzipped or not, or None."""
+    found = []
+    for part in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        stem = f"{PREFIX[split]}-{part}"
+        candidates = [folder / f"{stem}.gz", folder / stem]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            return None
+        found.append(path)
+    return found[0], found[1]
+
+
+def locate(explicit: Path | None, split: str) -> tuple[Path, Path]:
+    env = os.environ.get("OVERPARAM_MNIST")
+    for origin, folder in (("data path", explicit), ("OVERPARAM_MNIST", Path(env) if env else None)):
+        if folder is None:
+            continue
+        files = split_files(folder, split)
+        if files is None:
+            raise OverparamError(f"{origin} {folder}: no MNIST {split} split ({PREFIX[split]}-*-ubyte[.gz]) there")
+        return files
+    cached = cache_dir()
+    if (files := split_files(cached, split)) is not None:
+        return files
+    try:
+        for name in FILES:
+            if name.startswith(PREFIX[split]):
+                download(name, cached)
+    except OSError as err:
+        raise OverparamError(
+            f"MNIST {split} split not found and the download failed ({err}); supply it with "
+            "data.path in the spec, --data-dir DIR, or OVERPARAM_MNIST=DIR"
+        ) from err
+    files = split_files(cached, split)
+    assert files is not None
+    return files
+
+
+def download(name: str, dest: Path, mirror: str = MIRROR) -> None:
+    """Fetch one archive, check its MD5, and move it into place whole."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(mirror + name, timeout=30) as response:
+        blob = response.read()
+    if hashlib.md5(blob).hexdigest() != FILES[name]:
+        raise OSError(f"checksum mismatch for {name}")
+    with tempfile.NamedTemporaryFile(dir=dest, delete=False) as part:
+        part.write(blob)
+    os.replace(part.name, dest / name)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (optionally gzipped) as a uint8 tensor of its stated shape."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise OverparamError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    body = raw[4 + 4 * ndim :]
+    expected = 1
+    for size in shape:
+        expected *= size
+    if len(body) != expected:
+        raise OverparamError(f"{path}: IDX header says {expected} values, the file holds {len(body)}")
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).view(*shape)
+
+
+def load_mnist(cfg: MnistData, folder: Path | None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Images (n, 1, 28, 28) float32 in [−0.5, 0.5], labels (n,) int64, and a content fingerprint."""
+    images_path, labels_path = locate(folder, cfg.split)
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.shape[0] != labels.shape[0]:
+        raise OverparamError(f"{images_path}: {images.shape[0]} images but {labels.shape[0]} labels")
+    digest = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
+    pixels = images.to(torch.float32).div_(255.0).sub_(0.5).unsqueeze(1)
+    return pixels, labels.to(torch.int64), digest

@@ -1,0 +1,58 @@
+"""The IDX reader on the real shared MNIST test split, and the tutorial convnet's shape."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SHARED
+from overparam.engine.convnet import TutorialConvnet, parameter_count, train_convnet
+from overparam.errors import OverparamError
+from overparam.mnist import MnistData, load_mnist, locate, read_idx
+
+MNIST = SHARED / "data" / "mnist"
+
+
+def test_the_test_split_has_10k_images_and_labels_in_range() -> None:
+    images, labels, fingerprint = load_mnist(MnistData(kind="mnist", split="test"), MNIST)
+    assert images.shape == (10000, 1, 28, 28) and labels.shape == (10000,)
+    assert images.min() == -0.5 and images.max() == 0.5
+    assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the well-known first test labels
+    assert torch.bincount(labels).tolist()[:3] == [980, 1135, 1032]
+    assert len(fingerprint) == 16
+
+
+def test_idx_reader_takes_plain_and_gzipped_files_and_rejects_truncated_ones(tmp_path: Path) -> None:
+    header = bytes([0, 0, 8, 2]) + (2).to_bytes(4, "big") + (3).to_bytes(4, "big")
+    (tmp_path / "plain").write_bytes(header + bytes(range(6)))
+    (tmp_path / "zipped").write_bytes(gzip.compress(header + bytes(range(6))))
+    assert read_idx(tmp_path / "plain").tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert torch.equal(read_idx(tmp_path / "zipped"), read_idx(tmp_path / "plain"))
+    (tmp_path / "short").write_bytes(header + bytes(range(5)))
+    with pytest.raises(OverparamError, match="header says 6 values"):
+        read_idx(tmp_path / "short")
+
+
+def test_a_folder_without_the_split_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(OverparamError, match="no MNIST train split"):
+        locate(tmp_path, "train")
+
+
+def test_the_overparameterized_twin_adds_about_16_percent_parameters_and_starts_as_the_same_function() -> None:
+    original, twin = TutorialConvnet(False, seed=0), TutorialConvnet(True, seed=0)
+    assert parameter_count(twin) - parameter_count(original) == 512 * 512 + 10 * 10
+    assert 0.155 < parameter_count(twin) / parameter_count(original) - 1 < 0.16
+    x = torch.randn(4, 1, 28, 28)
+    original.eval(), twin.eval()
+    assert torch.allclose(original(x), twin(x), atol=1e-5)
+
+
+def test_training_records_cross_entropy_and_penalty_apart() -> None:
+    images, labels, _ = load_mnist(MnistData(kind="mnist", split="test"), MNIST)
+    ce, penalty = train_convnet(images[:640], labels[:640], overparameterized=False, seed=0, steps=20, record_every=10)
+    assert ce.shape == penalty.shape == (2,)
+    assert ce[1] < ce[0]  # learning
+    assert 2.5 < float(penalty[0]) < 4.0  # the tutorial's penalty is ≈3 at init, as CLAIMS.md notes
