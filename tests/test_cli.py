@@ -107,4 +107,31 @@ def test_list_shows_the_claims_and_schema_is_json(dirs: dict[str, Path]) -> None
     listing = invoke("list", "--specs", dirs["specs"])
     assert listing.exit_code == 0 and "tiny" in listing.output and "shallow, deep" in listing.output
     schema = invoke("schema")
-    assert schema.exit_code == 0 and "models" in json.loads(schema.output)["properties"]
+    kinds = json.loads(schema.output)["anyOf"]
+    assert schema.exit_code == 0 and len(kinds) == 2 and all("$ref" in kind for kind in kinds)
+
+
+def test_the_convnet_claim_runs_end_to_end_on_real_mnist(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    spec = {
+        "id": "tiny_convnet",
+        "experiment": "convnet",
+        "title": "Tiny convnet",
+        "claim": "A claim for tests.",
+        "paper": {"section": "test"},
+        "verdict": {"status": "by checks"},
+        "data": {"kind": "mnist", "split": "test", "path": str(mnist)},
+        "train": {"steps": 4, "record_every": 2, "batch_size": 16},
+        "models": [
+            {"name": "original", "kind": "tutorial_convnet"},
+            {"name": "twin", "kind": "tutorial_convnet", "overparameterized": True},
+        ],
+        "seeds": [0],
+        "checks": [{"kind": "bound", "metric": "final_loss", "model": "twin", "hi": 10.0}],
+    }
+    path = write_spec(tmp_path, spec)
+    first = invoke("run", path, *run_args(dirs))
+    assert first.exit_code == 0, first.output
+    report = (dirs["reports"] / "tiny_convnet.md").read_text()
+    assert "Verdict: reproduced (decided by the checks" in report and "1,925,614" in report
+    assert "0 runs trained, 2 from the run store" in invoke("run", path, *run_args(dirs)).output

@@ -10,7 +10,6 @@ from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initia
 from overparam.losses import lp_optimum, lp_residual_grad, lp_value
 
 
-
 @pytest.fixture(autouse=True)
 def _float64_by_default():
     """Numerics are checked in float64; restored afterwards so other test modules keep float32."""

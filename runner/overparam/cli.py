@@ -14,14 +14,17 @@ from typing import Annotated, Any, TypeVar
 
 import torch
 import typer
+from pydantic import TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
+from overparam.convnet_spec import ConvnetSpec
 from overparam.errors import OverparamError
 from overparam.pipeline import Options, Outcome, Session, verify
 from overparam.progress import RichProgress
 from overparam.report import write_index
-from overparam.spec import Spec, check_all_profiles, load_spec
+from overparam.spec import Spec
+from overparam.specload import check_all_profiles, load_spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
 out = Console(soft_wrap=True)
@@ -138,8 +141,9 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
 @app.command()
 @user_errors
 def schema() -> None:
-    """Print the JSON Schema of a spec."""
-    sys.stdout.write(json.dumps(Spec.model_json_schema(), indent=2) + "\n")
+    """Print the JSON Schema of a spec (a regression spec, or `experiment: convnet`)."""
+    adapter = TypeAdapter(Spec | ConvnetSpec)
+    sys.stdout.write(json.dumps(adapter.json_schema(), indent=2) + "\n")
 
 
 def _verify_one(path: Path, options: Options, session: Session) -> Outcome:

@@ -1,7 +1,7 @@
 """MNIST in IDX format: locate or download the files, read images and labels.
 
-Where the files come from, in order: `data.path` in the spec (relative to the spec) or
-`--data-dir`, the `OVERPARAM_MNIST` environment variable, the user cache dir (downloaded
+Where the files come from, in order: `data.path` in the spec (relative to the spec), the
+`OVERPARAM_MNIST` environment variable, the user cache dir (downloaded
 there when absent, each archive checked against its published MD5).
 """
 
@@ -76,8 +76,7 @@ def locate(explicit: Path | None, split: str) -> tuple[Path, Path]:
                 download(name, cached)
     except OSError as err:
         raise OverparamError(
-            f"MNIST {split} split not found and the download failed ({err}); supply it with "
-            "data.path in the spec, --data-dir DIR, or OVERPARAM_MNIST=DIR"
+            f"MNIST {split} split not found and the download failed ({err}); supply it with data.path in the spec or OVERPARAM_MNIST=DIR"
         ) from err
     files = split_files(cached, split)
     assert files is not None

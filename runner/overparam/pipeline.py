@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from overparam.checks import CheckResult, evaluate
+from overparam.convnet_runs import convnet_results, plan_convnet_runs, train_convnet_runs
+from overparam.convnet_spec import ConvnetSpec
 from overparam.data import load_dataset
 from overparam.dataset import Dataset
 from overparam.execute import train_runs
 from overparam.losses import lp_optimum
-from overparam.plan import plan_runs
+from overparam.mnist import load_mnist
+from overparam.plan import Run, plan_runs
 from overparam.report import ReportInputs, write_report
 from overparam.select import select_models
-from overparam.spec import Spec, load_spec
-from overparam.store import RunStore
+from overparam.spec import Spec
+from overparam.specload import AnySpec, load_spec
+from overparam.store import RunStore, StoredRun
 
 
 class Progress(Protocol):
@@ -41,6 +48,18 @@ class Session:
 
     datasets: dict[str, Dataset] = field(default_factory=dict)
     optima: dict[tuple[str, float], float] = field(default_factory=dict)
+    images: dict[str, tuple[torch.Tensor, torch.Tensor, Dataset]] = field(default_factory=dict)
+
+    def mnist(self, spec: ConvnetSpec, spec_path: Path) -> tuple[torch.Tensor, torch.Tensor, Dataset]:
+        """Images, labels, and their description as a Dataset (flattened pixels) for the report.
+        (--data-dir names the UCI folder; MNIST comes from data.path or OVERPARAM_MNIST.)"""
+        folder = (spec_path.parent / spec.data.path) if spec.data.path else None
+        key = f"mnist:{spec.data.split}:{folder}"
+        if key not in self.images:
+            images, labels, fingerprint = load_mnist(spec.data, folder)
+            details = {"split": f"{spec.data.split} ({images.shape[0]} images)", "preprocessing": "pixels scaled to [−0.5, 0.5]"}
+            self.images[key] = (images, labels, Dataset(images.flatten(1), labels, fingerprint, f"MNIST {spec.data.split} split", details))
+        return self.images[key]
 
     def dataset(self, spec: Spec, spec_path: Path, data_dir: Path | None) -> Dataset:
         key = spec.data.model_dump_json() + str(data_dir or spec_path.parent)
@@ -56,7 +75,7 @@ class Session:
 
 @dataclass(frozen=True)
 class Outcome:
-    spec: Spec
+    spec: AnySpec
     checks: list[CheckResult]
     report: Path
     trained: int
@@ -71,22 +90,25 @@ class Outcome:
 def verify(spec_path: Path, options: Options, session: Session, progress: Progress) -> Outcome:
     start = time.perf_counter()
     spec = load_spec(spec_path, options.profile)
-    data = session.dataset(spec, spec_path, options.data_dir)
-    optima = {p: session.optimum(data, p) for p in spec.exponents}
-    runs = plan_runs(spec, data.fingerprint)
-    store = RunStore(options.store)
-    try:
-        cached = {} if options.fresh else store.get([r.key for r in runs])
-        todo = [r for r in runs if r.key not in cached]
-        progress.begin(spec.id, len(todo), sum(r.steps for r in todo))
-        try:
+    if isinstance(spec, ConvnetSpec):
+        images, labels, data = session.mnist(spec, spec_path)
+        runs = plan_convnet_runs(spec, data.fingerprint)
+
+        def train(todo: list[Run], store: RunStore) -> None:
+            train_convnet_runs(todo, images, labels, store, options.device, progress.advance)
+    else:
+        data = session.dataset(spec, spec_path, options.data_dir)
+        runs = plan_runs(spec, data.fingerprint)
+
+        def train(todo: list[Run], store: RunStore) -> None:
             train_runs(todo, data, store, options.device, progress.advance)
-        finally:
-            progress.end()
-        stored = store.get([r.key for r in runs])
-    finally:
-        store.close()
-    results, sweeps = select_models(spec, runs, stored, optima)
+
+    stored, trained = _stored_runs(spec.id, runs, options, progress, train)
+    if isinstance(spec, ConvnetSpec):
+        results, sweeps, optima = convnet_results(spec, runs, stored), {}, {}
+    else:
+        optima = {p: session.optimum(data, p) for p in spec.exponents}
+        results, sweeps = select_models(spec, runs, stored, optima)
     checks = [evaluate(check, results) for check in spec.checks]
     wall_s = time.perf_counter() - start
     inputs = ReportInputs(
@@ -99,9 +121,27 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
         sweeps=sweeps,
         checks=checks,
         stored=[stored[r.key] for r in runs],
-        trained=len(todo),
+        trained=trained,
         wall_s=wall_s,
         device=options.device,
     )
     report = write_report(inputs, options.reports)
-    return Outcome(spec, checks, report, len(todo), len(runs) - len(todo), wall_s)
+    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
+
+
+def _stored_runs(
+    label: str, runs: list[Run], options: Options, progress: Progress, train: Callable[[list[Run], RunStore], None]
+) -> tuple[dict[str, StoredRun], int]:
+    """Every planned run from the store, training the missing ones (all of them with --fresh) first."""
+    store = RunStore(options.store)
+    try:
+        cached = {} if options.fresh else store.get([r.key for r in runs])
+        todo = [r for r in runs if r.key not in cached]
+        progress.begin(label, len(todo), sum(r.steps for r in todo))
+        try:
+            train(todo, store)
+        finally:
+            progress.end()
+        return store.get([r.key for r in runs]), len(todo)
+    finally:
+        store.close()

@@ -22,7 +22,7 @@ class Run:
 
     @property
     def steps(self) -> int:
-        return int(self.config["steps"])
+        return int(self.config["steps"] if "steps" in self.config else self.config["train"]["steps"])
 
     @property
     def batch_key(self) -> str:

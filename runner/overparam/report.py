@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from overparam import provenance
 from overparam.checks import CheckResult
+from overparam.convnet_spec import ConvnetSpec
 from overparam.dataset import Dataset
+from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.figures import gap_figure
 from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore, score_text
@@ -21,7 +23,7 @@ from overparam.store import StoredRun
 
 @dataclass(frozen=True)
 class ReportInputs:
-    spec: Spec
+    spec: Spec | ConvnetSpec
     spec_path: Path
     profile: str | None
     data: Dataset
@@ -43,10 +45,18 @@ def write_report(inputs: ReportInputs, reports: Path) -> Path:
     name = report_name(inputs.spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
     spec = inputs.spec
-    panels = [
-        (f"ℓ{p:g} loss − L* (distance from optimum)", [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p])
-        for p in spec.exponents
-    ]
+    if isinstance(spec, ConvnetSpec):
+        picked = [inputs.results.picked[m.name] for m in spec.models]
+        with_penalty = [replace(r, losses=r.losses + r.penalty) for r in picked if r.penalty is not None]
+        panels = [("batch cross-entropy (window mean)", picked), ("cross-entropy + L2 penalty (the tutorial's batch loss)", with_penalty)]
+    else:
+        panels = [
+            (
+                f"ℓ{p:g} loss − L* (distance from optimum)",
+                [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p],
+            )
+            for p in spec.exponents
+        ]
     gap_figure(panels, f"{spec.title} [{inputs.profile or 'default'} profile]", figure)
     path = reports / f"{name}.md"
     write_atomic(path, render(inputs, f"figures/{figure.name}"))
@@ -66,9 +76,11 @@ def render(inputs: ReportInputs, figure: str) -> str:
         f"![{spec.id}]({figure})\n",
         "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
         _checks_section(inputs.checks),
-        _results_section(inputs),
-        _sweep_section(inputs),
-        _setup_section(inputs),
+        *(
+            (_convnet_results_section(inputs), _convnet_setup_section(inputs))
+            if isinstance(spec, ConvnetSpec)
+            else (_results_section(inputs), _sweep_section(inputs), _setup_section(inputs))
+        ),
         _assumptions_section(spec, inputs.data),
         _provenance_section(inputs),
     ]
@@ -122,6 +134,41 @@ def _results_section(inputs: ReportInputs) -> str:
         f"\nThe step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
     )
     return "\n".join(lines)
+
+
+def _convnet_results_section(inputs: ReportInputs) -> str:
+    spec = inputs.spec
+    seeds = spec.seeds
+    head = "| model | parameters | " + " | ".join(f"final cross-entropy, seed {s}" for s in seeds) + " | final L2 penalty (median) |"
+    lines = ["## Results per model\n", head, "|" + "---|" * (3 + len(seeds))]
+    for model in spec.models:
+        r = inputs.results.picked[model.name]
+        count = parameter_count(TutorialConvnet(model.overparameterized, seed=0))
+        finals = " | ".join(f"{v:.4g}" for v in r.losses[:, -1].tolist())
+        penalty = f"{median(r.penalty[:, -1].tolist()):.4g}" if r.penalty is not None else "—"
+        lines.append(f"| {model.name} | {count:,} | {finals} | {penalty} |")
+    lines.append("\nCross-entropy and penalty are means over the last window of the run; the tutorial's batch loss is their sum.\n")
+    return "\n".join(lines)
+
+
+def _convnet_setup_section(inputs: ReportInputs) -> str:
+    spec, train = inputs.spec, inputs.spec.train
+    rows = [
+        ("data", f"{inputs.data.name}: {inputs.data.shape[0]} images"),
+        (
+            "models",
+            "; ".join(
+                f"{m.name}: {'dense layers as products of two matrices' if m.overparameterized else 'the tutorial convnet'}"
+                for m in spec.models
+            ),
+        ),
+        ("optimizer", f"SGD, momentum {train.momentum:g}, lr {train.lr:g} × {train.decay:g}^epoch, batch {train.batch_size}"),
+        ("penalty", f"{train.penalty:g} × Σ‖θ‖²/2 over the dense layers' weights and biases"),
+        ("steps", f"{train.steps:,} (losses averaged over windows of {train.record_every:,} steps)"),
+        ("seeds", ", ".join(map(str, spec.seeds))),
+        ("dtype", "float32"),
+    ]
+    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
 
 
 def _sweep_section(inputs: ReportInputs) -> str:
@@ -182,7 +229,7 @@ def _provenance_section(inputs: ReportInputs) -> str:
         ("commit", provenance.git_commit(cwd)),
         ("versions", provenance.versions()),
         ("device", f"{provenance.device_name(inputs.device)}; runs trained on: {', '.join(devices)}"),
-        ("dtype", inputs.spec.train.dtype),
+        ("dtype", getattr(inputs.spec.train, "dtype", "float32")),
         ("runs", f"{len(inputs.stored)} ({inputs.trained} trained now, {len(inputs.stored) - inputs.trained} from the run store)"),
         ("training time", f"{train_s:.1f} s summed over the runs when they were trained"),
         ("wall time", f"{inputs.wall_s:.1f} s for this invocation"),
@@ -261,7 +308,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def write_index(rows: list[tuple[Spec, str, bool, str]], reports: Path) -> Path:
+def write_index(rows: list[tuple[Spec | ConvnetSpec, str, bool, str]], reports: Path) -> Path:
     """`reports/README.md`: one row per claim (spec, report file, passed, checks summary), by group."""
     lines = [
         "# Claims of Arora, Cohen & Hazan (ICML 2018), verified\n",

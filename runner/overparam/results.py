@@ -23,6 +23,7 @@ class ModelResult:
     optimum: float  # L*
     end_to_end: torch.Tensor | None = None  # (S, T, d) W_e at the recorded steps, when recorded
     why_none: str = ""  # why no lr could be picked
+    penalty: torch.Tensor | None = None  # (S, T) the convnet's L2 penalty term beside its cross-entropy
 
     @property
     def gaps(self) -> torch.Tensor:

@@ -1,26 +1,24 @@
 """The spec: typed data for one claim, parsed once from YAML and passed explicitly.
 
-Every model forbids unknown keys and is frozen. `load_spec` turns every problem in a file
-into one located line `file:line:col: key.path: message`, all of them, never a traceback.
+Every model forbids unknown keys and is frozen. `Claim` holds what every spec has; `Spec` is
+a regression claim (the convnet claim is `convnet_spec.ConvnetSpec`). Loading and located
+errors live in `specload`.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from overparam.checks import Check
 from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
-from overparam.errors import OverparamError
 from overparam.losses import LpLoss
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
-from overparam.yamlpos import Path_, Positions, dotted, load_yaml
+from overparam.yamlpos import Path_
 
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -170,7 +168,10 @@ class Tune(BaseModel):
         return sorted(grid)
 
 
-class Spec(BaseModel):
+class Claim(BaseModel):
+    """What every spec has, whatever it trains: the claim, the paper, the verdict, seeds and checks.
+    Subclasses add `models` and say which lrs and steps each model records."""
+
     model_config = STRICT
     id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=60)
     title: str
@@ -178,15 +179,66 @@ class Spec(BaseModel):
     paper: PaperRef
     verdict: Verdict
     group: Literal["experiments", "theory"] = "experiments"
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100)
+    checks: list[Check] = Field(..., min_length=1, max_length=100)
+    assumptions: list[str] = Field(default_factory=list)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
+
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]  # type: ignore[attr-defined]
+
+    def lr_grid(self, name: str) -> list[float]:
+        raise NotImplementedError
+
+    def records_step(self, name: str, step: int) -> bool:
+        """Whether `step` is a recorded step of model `name` at every lr of its grid."""
+        raise NotImplementedError
+
+    def reference_errors(self) -> list[tuple[Path_, str]]:
+        """Problems between fields: names that must exist, seeds that must be distinct."""
+        problems: list[tuple[Path_, str]] = []
+        names = self.model_names()
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                problems.append((("models", i, "name"), f"model name {name!r} is used twice"))
+        if len(set(self.seeds)) != len(self.seeds):
+            problems.append((("seeds",), "seeds repeat a value"))
+        for i, check in enumerate(self.checks):
+            problems += self._check_errors(i, check, names)
+        for name in self.paper.final_gap:
+            if name not in names:
+                problems.append((("paper", "final_gap", name), f"no model named {name!r}"))
+        return problems
+
+    def _check_errors(self, i: int, check: Check, names: list[str]) -> list[tuple[Path_, str]]:
+        problems: list[tuple[Path_, str]] = []
+        known = [name for _, name in check.model_refs() if name in names]
+        lr = getattr(check, "lr", None)
+        lacking = [name for name in known if lr is not None and lr not in self.lr_grid(name)]
+        if lacking:
+            problems.append((("checks", i, "lr"), f"lr {lr:g} is not in the lr grid of {', '.join(map(repr, lacking))}"))
+        at_step = getattr(check, "at_step", None)
+        off_grid = [name for name in known if at_step is not None and not self.records_step(name, at_step)]
+        if off_grid:
+            where = ", ".join(map(repr, off_grid))
+            problems.append((("checks", i, "at_step"), f"step {at_step} is not a recorded step of {where}; use a multiple of record_every"))
+        for key, name in check.model_refs():
+            if name not in names:
+                hint = difflib.get_close_matches(name, names, n=1)
+                fix = f"did you mean {hint[0]!r}?" if hint else f"models are {', '.join(names)}"
+                problems.append((("checks", i) + key, f"no model named {name!r}; {fix}"))
+        return problems
+
+
+class Spec(Claim):
+    """A regression claim: linear models on ℓp regression, lr tuned per model on a grid."""
+
+    experiment: Literal["regression"] = "regression"
     data: DataSpec
     loss: LpLoss
     train: Train
     models: list[ModelSpec] = Field(..., min_length=1, max_length=64)
     tune: Tune
-    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100)
-    checks: list[Check] = Field(..., min_length=1, max_length=100)
-    assumptions: list[str] = Field(default_factory=list)
-    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
 
     def model(self, name: str) -> LinearNet | EndToEndModel | WarmupFormModel:
         return next(m for m in self.models if m.name == name)
@@ -208,189 +260,33 @@ class Spec(BaseModel):
         """The distinct ℓp exponents of the models, in first-seen order."""
         return list(dict.fromkeys(self.loss_of(m.name).p for m in self.models))
 
+    def records_step(self, name: str, step: int) -> bool:
+        for lr in self.lr_grid(name):
+            steps, every = self.train.schedule(lr)
+            if step > steps or step % every:
+                return False
+        return True
 
-def reference_errors(spec: Spec) -> list[tuple[Path_, str]]:
-    """Problems between fields: names that must exist, seeds that must be distinct."""
-    problems: list[tuple[Path_, str]] = []
-    names = [m.name for m in spec.models]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            problems.append((("models", i, "name"), f"model name {name!r} is used twice"))
-    if len(set(spec.seeds)) != len(spec.seeds):
-        problems.append((("seeds",), "seeds repeat a value"))
-    for i, lr in enumerate(spec.tune.lr):
-        if why := spec.train.schedule_error(lr):
-            problems.append((("tune", "lr", i), why))
-    for i, model in enumerate(spec.models):
-        for j, lr in enumerate(model.lr or []):
-            if why := spec.train.schedule_error(lr):
-                problems.append((("models", i, "lr", j), why))
-        if model.lr and len(set(model.lr)) != len(model.lr):
-            problems.append((("models", i, "lr"), "the grid repeats a value"))
-    for i, check in enumerate(spec.checks):
-        if getattr(check, "curve", None) == "end_to_end" and not spec.train.record_end_to_end:
-            problems.append((("checks", i, "curve"), "comparing end-to-end vectors needs train.record_end_to_end: true"))
-        lr = getattr(check, "lr", None)
-        lacking = [name for _, name in check.model_refs() if name in names and lr is not None and lr not in spec.lr_grid(name)]
-        if lacking:
-            problems.append((("checks", i, "lr"), f"lr {lr:g} is not in the lr grid of {', '.join(map(repr, lacking))}"))
-        at_step = getattr(check, "at_step", None)
-        off_grid = [name for _, name in check.model_refs() if name in names and at_step is not None and not _recorded(spec, name, at_step)]
-        if off_grid:
-            problems.append(
-                (
-                    ("checks", i, "at_step"),
-                    f"step {at_step} is not a recorded step of {', '.join(map(repr, off_grid))}; use a multiple of record_every",
-                )
-            )
-        for key, name in check.model_refs():
-            if name not in names:
-                hint = difflib.get_close_matches(name, names, n=1)
-                fix = f"did you mean {hint[0]!r}?" if hint else f"models are {', '.join(names)}"
-                problems.append((("checks", i) + key, f"no model named {name!r}; {fix}"))
-    if not isinstance(spec.train.optimizer, GradientDescent):
-        for i, model in enumerate(spec.models):
-            if isinstance(model, EndToEndModel):
+    def reference_errors(self) -> list[tuple[Path_, str]]:
+        problems = super().reference_errors()
+        for i, lr in enumerate(self.tune.lr):
+            if why := self.train.schedule_error(lr):
+                problems.append((("tune", "lr", i), why))
+        for i, model in enumerate(self.models):
+            for j, lr in enumerate(model.lr or []):
+                if why := self.train.schedule_error(lr):
+                    problems.append((("models", i, "lr", j), why))
+            if model.lr and len(set(model.lr)) != len(model.lr):
+                problems.append((("models", i, "lr"), "the grid repeats a value"))
+            if isinstance(model, LinearNet):
+                continue
+            if not isinstance(self.train.optimizer, GradientDescent):
                 problems.append(
-                    (("models", i, "kind"), "an end_to_end model takes plain GD steps; set train.optimizer to gd and override per model")
+                    (("models", i, "kind"), f"a {model.kind} model takes plain GD steps; set train.optimizer to gd and override per model")
                 )
-    for name in spec.paper.final_gap:
-        if name not in names:
-            problems.append((("paper", "final_gap", name), f"no model named {name!r}"))
-    return problems
-
-
-def _recorded(spec: Spec, name: str, step: int) -> bool:
-    """Whether `step` is recorded at every lr of the model's grid."""
-    for lr in spec.lr_grid(name):
-        steps, every = spec.train.schedule(lr)
-        if step > steps or step % every:
-            return False
-    return True
-
-
-def load_spec(path: Path, profile: str | None = None) -> Spec:
-    """Parse and validate `path`, with profile `profile` applied; OverparamError lists every problem."""
-    raw, positions = load_yaml(path)
-    base = _validated(raw, path, positions, lambda at: at)
-    if profile is None:
-        return base
-    if profile not in base.profiles:
-        known = ", ".join(base.profiles) or "none"
-        raise OverparamError(f"{path}: no profile {profile!r} (profiles: {known}); drop --profile or add it under profiles")
-    return _with_profile(raw, profile, path, positions)
-
-
-def check_all_profiles(path: Path) -> Spec:
-    """Validate the spec and every profile in it; raise once with all problems."""
-    raw, positions = load_yaml(path)
-    base = _validated(raw, path, positions, lambda at: at)
-    problems: list[str] = []
-    for name in base.profiles:
-        try:
-            _with_profile(raw, name, path, positions)
-        except OverparamError as err:
-            problems.extend(err.lines)
-    if problems:
-        raise OverparamError(*problems)
-    return base
-
-
-def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positions) -> Spec:
-    overrides = raw["profiles"][name] or {}
-    merged = _deep_merged(raw, overrides)
-
-    def origin(at: Path_) -> Path_:
-        inside = _has_path(overrides, at)
-        return ("profiles", name) + at if inside else at
-
-    return _validated(merged, path, positions, origin)
-
-
-def _validated(raw: dict[str, Any], path: Path, positions: Positions, origin: Any) -> Spec:
-    try:
-        spec = Spec.model_validate(raw)
-    except ValidationError as err:
-        raise OverparamError(*(_error_line(e, raw, path, positions, origin) for e in err.errors())) from None
-    problems = reference_errors(spec)
-    if problems:
-        raise OverparamError(*(_located(path, positions, origin(at), at, msg) for at, msg in problems))
-    return spec
-
-
-def _error_line(error: Any, raw: Any, path: Path, positions: Positions, origin: Any) -> str:
-    at = _data_path(error["loc"], raw)
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = _unknown_key_message(str(at[-1]))
-    elif error["type"] == "missing":
-        message = "required key is missing; add it"
-    elif error["type"] == "union_tag_invalid":
-        message = f"unknown kind {error['input'].get('kind')!r}; expected one of {error['ctx']['expected_tags']}"
-    elif error["type"] == "union_tag_not_found":
-        message = "needs a `kind` key"
-    return _located(path, positions, origin(at), at, message)
-
-
-def _data_path(loc: tuple[Any, ...], raw: Any) -> Path_:
-    """Pydantic's loc without union tags: only the steps that exist in the data (plus a missing leaf)."""
-    at: list[str | int] = []
-    node = raw
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            at.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-            at.append(part)
-        elif i == len(loc) - 1 and isinstance(part, (str, int)):
-            at.append(part)  # a missing key: shown, located at its parent
-    return tuple(at)
-
-
-def _located(path: Path, positions: Positions, where: Path_, shown: Path_, message: str) -> str:
-    for n in range(len(where), -1, -1):
-        if where[:n] in positions:
-            line, col = positions[where[:n]]
-            break
-    else:
-        line, col = 1, 1
-    return f"{path}:{line}:{col}: {dotted(shown)}: {message}"
-
-
-def _unknown_key_message(key: str) -> str:
-    names = _all_field_names()
-    if key in names:
-        return f"{key!r} is not a key here; remove it or move it where it belongs"
-    hint = difflib.get_close_matches(key, sorted(names), n=1)
-    return f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "; remove it")
-
-
-def _all_field_names() -> set[str]:
-    schema = Spec.model_json_schema()
-    names: set[str] = set(schema.get("properties", {}))
-    for definition in schema.get("$defs", {}).values():
-        names.update(definition.get("properties", {}))
-    return names
-
-
-def _deep_merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` applied: mappings merge key by key, everything else is replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merged(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _has_path(tree: Any, at: Path_) -> bool:
-    for part in at:
-        if isinstance(tree, dict) and part in tree:
-            tree = tree[part]
-        elif isinstance(tree, list) and isinstance(part, int) and part < len(tree):
-            tree = tree[part]
-        else:
-            return False
-    return True
+            if isinstance(model, WarmupFormModel) and self.train.weight_decay:
+                problems.append((("models", i, "kind"), "the warm-up form has no weight decay; set train.weight_decay to 0"))
+        for i, check in enumerate(self.checks):
+            if getattr(check, "curve", None) == "end_to_end" and not self.train.record_end_to_end:
+                problems.append((("checks", i, "curve"), "comparing end-to-end vectors needs train.record_end_to_end: true"))
+        return problems

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_s REAL NOT NULL,        -- this run's share of its batch's wall time
     device TEXT NOT NULL,
     created TEXT NOT NULL,
-    end_to_end BLOB              -- zlib-compressed float64 W_e (T × d) at the recorded steps, or NULL
+    end_to_end BLOB,             -- zlib-compressed float64 W_e (T × d) at the recorded steps, or NULL
+    penalty BLOB                 -- the convnet's L2 penalty term (T,) beside its cross-entropy, or NULL
 )
 """
 
@@ -39,6 +40,7 @@ class StoredRun:
     wall_s: float
     device: str
     end_to_end: torch.Tensor | None = None  # (T, d) float64, when the spec records it
+    penalty: torch.Tensor | None = None  # (T,) float64, convnet runs only
 
 
 class RunStore:
@@ -48,30 +50,46 @@ class RunStore:
         self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "penalty" not in columns:  # a store written before convnet runs existed
+            self._db.execute("ALTER TABLE runs ADD COLUMN penalty BLOB")
 
     def get(self, keys: list[str]) -> dict[str, StoredRun]:
         found: dict[str, StoredRun] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            columns = "key, config, losses, diverged_at, wall_s, device, end_to_end"
+            columns = "key, config, losses, diverged_at, wall_s, device, end_to_end, penalty"
             rows = self._db.execute(f"SELECT {columns} FROM runs WHERE key IN ({marks})", chunk)
-            for key, config, blob, diverged_at, wall_s, device, vectors in rows:
-                config = json.loads(config)
+            for key, config, blob, diverged_at, wall_s, device, vectors, penalty in rows:
                 losses = _unpacked(blob)
                 end_to_end = _unpacked(vectors).view(len(losses), -1) if vectors is not None else None
-                found[key] = StoredRun(key, config, losses, diverged_at, wall_s, device, end_to_end)
+                penalty_curve = _unpacked(penalty) if penalty is not None else None
+                found[key] = StoredRun(key, json.loads(config), losses, diverged_at, wall_s, device, end_to_end, penalty_curve)
         return found
 
     def put(self, runs: list[StoredRun]) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         rows = [
-            (r.key, json.dumps(r.config, sort_keys=True), _packed(r.losses), r.diverged_at, r.wall_s, r.device, now, _packed(r.end_to_end))
+            (
+                r.key,
+                json.dumps(r.config, sort_keys=True),
+                _packed(r.losses),
+                r.diverged_at,
+                r.wall_s,
+                r.device,
+                now,
+                _packed(r.end_to_end),
+                _packed(r.penalty),
+            )
             for r in runs
         ]
         with self._db:  # commits the batch as one transaction, or rolls it back
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO runs (key, config, losses, diverged_at, wall_s, device, created, end_to_end, penalty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,81 @@
+"""The convnet claim's runs: plan (model × seed), train the missing ones, read results.
+
+Each run is one torch.nn training (float32, CPU or CUDA); its batch cross-entropy is stored
+as the run's loss curve (L* = 0) and the L2 penalty term beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from overparam.convnet_spec import ConvnetSpec
+from overparam.engine.convnet import train_convnet
+from overparam.plan import Run, run_key
+from overparam.results import ModelResult, Results
+from overparam.store import RunStore, StoredRun
+
+
+def plan_convnet_runs(spec: ConvnetSpec, data_fingerprint: str) -> list[Run]:
+    runs = []
+    for model in spec.models:
+        for seed in spec.seeds:
+            config = {
+                "model": {"kind": model.kind, "overparameterized": model.overparameterized},
+                "train": spec.train.model_dump(),
+                "seed": seed,
+            }
+            runs.append(Run(model.name, spec.train.lr, seed, config, run_key(config, data_fingerprint)))
+    return runs
+
+
+def train_convnet_runs(
+    runs: list[Run], images: torch.Tensor, labels: torch.Tensor, store: RunStore, device: str, on_progress: Callable[[int], None]
+) -> None:
+    """One run at a time (each is already a batched program), stored as it finishes."""
+    images, labels = images.to(device), labels.to(device)
+    for run in runs:
+        train = run.config["train"]
+        start = time.perf_counter()
+        last = 0
+
+        def advance(step: int) -> None:
+            nonlocal last
+            on_progress(step - last)
+            last = step
+
+        ce, penalty = train_convnet(
+            images,
+            labels,
+            run.config["model"]["overparameterized"],
+            run.seed,
+            train["steps"],
+            train["record_every"],
+            batch_size=train["batch_size"],
+            lr=train["lr"],
+            decay=train["decay"],
+            momentum=train["momentum"],
+            penalty=train["penalty"],
+            on_progress=advance,
+        )
+        finite = bool(torch.isfinite(ce).all() and torch.isfinite(penalty).all())
+        diverged = None if finite else int(train["record_every"] * (1 + int((~torch.isfinite(ce + penalty)).nonzero()[0, 0])))
+        store.put([StoredRun(run.key, run.config, ce, diverged, time.perf_counter() - start, device, penalty=penalty)])
+
+
+def convnet_results(spec: ConvnetSpec, runs: list[Run], stored: dict[str, StoredRun]) -> Results:
+    """Each model's batch cross-entropy per seed (as its loss, L* = 0) with the penalty beside it."""
+    steps = torch.arange(spec.train.record_every, spec.train.steps + 1, spec.train.record_every, dtype=torch.float64)
+    picked: dict[str, ModelResult] = {}
+    for model in spec.models:
+        mine = [stored[r.key] for r in runs if r.model == model.name]
+        diverged = [f"seed {s} at step {r.diverged_at}" for s, r in zip(spec.seeds, mine) if r.diverged_at is not None]
+        losses = torch.stack([r.losses for r in mine])
+        penalty = torch.stack([r.penalty for r in mine if r.penalty is not None])
+        lr = None if diverged else spec.train.lr
+        picked[model.name] = ModelResult(
+            model.name, lr, spec.seeds, steps, losses, 0.0, why_none="diverged: " + ", ".join(diverged), penalty=penalty
+        )
+    return Results(picked, {name: {spec.train.lr: result} for name, result in picked.items()})

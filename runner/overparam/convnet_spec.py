@@ -1,0 +1,54 @@
+"""The convnet claim's spec: the TensorFlow MNIST tutorial convnet against its overparameterized twin."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from overparam.mnist import MnistData
+from overparam.spec import STRICT, Claim
+
+
+class ConvnetTrain(BaseModel):
+    """The tutorial's training: SGD with momentum, lr decayed once per epoch, an L2 penalty on the dense layers."""
+
+    model_config = STRICT
+    steps: int = Field(..., ge=1, le=1_000_000)
+    record_every: int = Field(..., ge=1, description="average batch losses over windows of this many steps")
+    batch_size: int = Field(64, ge=1, le=4096)
+    lr: float = Field(0.01, gt=0.0, le=10.0)
+    decay: float = Field(0.95, gt=0.0, le=1.0, description="lr factor per epoch (staircase)")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    penalty: float = Field(5e-4, ge=0.0, description="× Σ‖θ‖²/2 over the dense layers' weights and biases")
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> ConvnetTrain:
+        if self.steps % self.record_every:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of record_every ({self.record_every})")
+        return self
+
+
+class TutorialConvnetModel(BaseModel):
+    """`kind: tutorial_convnet`; `overparameterized: true` makes each dense matrix a product of two."""
+
+    model_config = STRICT
+    kind: Literal["tutorial_convnet"]
+    name: str = Field(..., min_length=1, max_length=60)
+    overparameterized: bool = False
+
+
+class ConvnetSpec(Claim):
+    experiment: Literal["convnet"]
+    data: MnistData
+    train: ConvnetTrain
+    models: list[TutorialConvnetModel] = Field(..., min_length=1, max_length=8)
+
+    def model(self, name: str) -> TutorialConvnetModel:
+        return next(m for m in self.models if m.name == name)
+
+    def lr_grid(self, name: str) -> list[float]:
+        return [self.train.lr]
+
+    def records_step(self, name: str, step: int) -> bool:
+        return 0 < step <= self.train.steps and step % self.train.record_every == 0

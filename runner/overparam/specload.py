@@ -1,0 +1,151 @@
+"""Loading a spec file: YAML with positions → the right spec type → every problem as one
+located line `file:line:col: key.path: message`, all of them, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from overparam.convnet_spec import ConvnetSpec
+from overparam.errors import OverparamError
+from overparam.spec import Spec
+from overparam.yamlpos import Path_, Positions, dotted, load_yaml
+
+AnySpec = Spec | ConvnetSpec
+
+
+def spec_type(raw: dict[str, Any]) -> type[Spec] | type[ConvnetSpec]:
+    """The schema a document follows, chosen by its `experiment` key (default: regression)."""
+    return ConvnetSpec if raw.get("experiment") == "convnet" else Spec
+
+
+def load_spec(path: Path, profile: str | None = None) -> AnySpec:
+    """Parse and validate `path`, with profile `profile` applied; OverparamError lists every problem."""
+    raw, positions = load_yaml(path)
+    base = _validated(raw, path, positions, lambda at: at)
+    if profile is None:
+        return base
+    if profile not in base.profiles:
+        known = ", ".join(base.profiles) or "none"
+        raise OverparamError(f"{path}: no profile {profile!r} (profiles: {known}); drop --profile or add it under profiles")
+    return _with_profile(raw, profile, path, positions)
+
+
+def check_all_profiles(path: Path) -> AnySpec:
+    """Validate the spec and every profile in it; raise once with all problems."""
+    raw, positions = load_yaml(path)
+    base = _validated(raw, path, positions, lambda at: at)
+    problems: list[str] = []
+    for name in base.profiles:
+        try:
+            _with_profile(raw, name, path, positions)
+        except OverparamError as err:
+            problems.extend(err.lines)
+    if problems:
+        raise OverparamError(*problems)
+    return base
+
+
+def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positions) -> AnySpec:
+    overrides = raw["profiles"][name] or {}
+    merged = _deep_merged(raw, overrides)
+
+    def origin(at: Path_) -> Path_:
+        inside = _has_path(overrides, at)
+        return ("profiles", name) + at if inside else at
+
+    return _validated(merged, path, positions, origin)
+
+
+def _validated(raw: dict[str, Any], path: Path, positions: Positions, origin: Any) -> AnySpec:
+    schema = spec_type(raw)
+    try:
+        spec = schema.model_validate(raw)
+    except ValidationError as err:
+        raise OverparamError(*(_error_line(e, raw, path, positions, origin) for e in err.errors())) from None
+    problems = spec.reference_errors()
+    if problems:
+        raise OverparamError(*(_located(path, positions, origin(at), at, msg) for at, msg in problems))
+    return spec
+
+
+def _error_line(error: Any, raw: Any, path: Path, positions: Positions, origin: Any) -> str:
+    at = _data_path(error["loc"], raw)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = _unknown_key_message(str(at[-1]), spec_type(raw))
+    elif error["type"] == "missing":
+        message = "required key is missing; add it"
+    elif error["type"] == "union_tag_invalid":
+        message = f"unknown kind {error['input'].get('kind')!r}; expected one of {error['ctx']['expected_tags']}"
+    elif error["type"] == "union_tag_not_found":
+        message = "needs a `kind` key"
+    return _located(path, positions, origin(at), at, message)
+
+
+def _data_path(loc: tuple[Any, ...], raw: Any) -> Path_:
+    """Pydantic's loc without union tags: only the steps that exist in the data (plus a missing leaf)."""
+    at: list[str | int] = []
+    node = raw
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            at.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            at.append(part)
+        elif i == len(loc) - 1 and isinstance(part, (str, int)):
+            at.append(part)  # a missing key: shown, located at its parent
+    return tuple(at)
+
+
+def _located(path: Path, positions: Positions, where: Path_, shown: Path_, message: str) -> str:
+    for n in range(len(where), -1, -1):
+        if where[:n] in positions:
+            line, col = positions[where[:n]]
+            break
+    else:
+        line, col = 1, 1
+    return f"{path}:{line}:{col}: {dotted(shown)}: {message}"
+
+
+def _unknown_key_message(key: str, schema: type[BaseModel]) -> str:
+    names = _all_field_names(schema)
+    if key in names:
+        return f"{key!r} is not a key here; remove it or move it where it belongs"
+    hint = difflib.get_close_matches(key, sorted(names), n=1)
+    return f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "; remove it")
+
+
+def _all_field_names(model: type[BaseModel]) -> set[str]:
+    schema = model.model_json_schema()
+    names: set[str] = set(schema.get("properties", {}))
+    for definition in schema.get("$defs", {}).values():
+        names.update(definition.get("properties", {}))
+    return names
+
+
+def _deep_merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied: mappings merge key by key, everything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merged(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _has_path(tree: Any, at: Path_) -> bool:
+    for part in at:
+        if isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, list) and isinstance(part, int) and part < len(tree):
+            tree = tree[part]
+        else:
+            return False
+    return True
