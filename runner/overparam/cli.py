@@ -25,6 +25,7 @@ from overparam.progress import RichProgress
 from overparam.report import write_index
 from overparam.spec import Spec
 from overparam.specload import check_all_profiles, load_spec
+from overparam.theory_spec import TheorySpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
 out = Console(soft_wrap=True)
@@ -133,7 +134,7 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
         table.add_column(column)
     for path in _spec_files(specs_dir):
         spec = load_spec(path)
-        models = ", ".join(m.name for m in spec.models)
+        models = ", ".join(spec.model_names()) or f"probe: {spec.probe.kind}"  # type: ignore[union-attr]
         table.add_row(spec.id, spec.group, spec.title, models, str(len(spec.checks)), ", ".join(spec.profiles) or "—")
     out.print(table)
 
@@ -142,14 +143,14 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
 @user_errors
 def schema() -> None:
     """Print the JSON Schema of a spec (a regression spec, or `experiment: convnet`)."""
-    adapter = TypeAdapter(Spec | ConvnetSpec)
+    adapter = TypeAdapter(Spec | ConvnetSpec | TheorySpec)
     sys.stdout.write(json.dumps(adapter.json_schema(), indent=2) + "\n")
 
 
 def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     outcome = verify(path, options, session, RichProgress(err))
     verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
-    source = f"{outcome.trained} runs trained, {outcome.cached} from the run store"
+    source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
     out.print(f"{verdict} {outcome.spec.id} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}")
     for check in outcome.checks:
         if not check.passed:

@@ -24,6 +24,9 @@ from overparam.select import select_models
 from overparam.spec import Spec
 from overparam.specload import AnySpec, load_spec
 from overparam.store import RunStore, StoredRun
+from overparam.theory_report import write_theory_report
+from overparam.theory_run import evaluate_value, run_probe
+from overparam.theory_spec import TheorySpec
 
 
 class Progress(Protocol):
@@ -90,6 +93,8 @@ class Outcome:
 def verify(spec_path: Path, options: Options, session: Session, progress: Progress) -> Outcome:
     start = time.perf_counter()
     spec = load_spec(spec_path, options.profile)
+    if isinstance(spec, TheorySpec):
+        return _verify_theory(spec, spec_path, options, start)
     if isinstance(spec, ConvnetSpec):
         images, labels, data = session.mnist(spec, spec_path)
         runs = plan_convnet_runs(spec, data.fingerprint)
@@ -127,6 +132,15 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
     )
     report = write_report(inputs, options.reports)
     return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
+
+
+def _verify_theory(spec: TheorySpec, spec_path: Path, options: Options, start: float) -> Outcome:
+    """Probes run in seconds: no store, no progress bar; one probe per seed."""
+    results = [run_probe(spec.probe, seed) for seed in spec.seeds]
+    checks = [evaluate_value(check, results, spec.seeds) for check in spec.checks]
+    wall_s = time.perf_counter() - start
+    report = write_theory_report(spec, spec_path, options.profile, results, checks, wall_s, options.reports)
+    return Outcome(spec, checks, report, 0, 0, wall_s)
 
 
 def _stored_runs(

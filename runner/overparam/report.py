@@ -71,11 +71,11 @@ def render(inputs: ReportInputs, figure: str) -> str:
         f"# {spec.title}\n",
         f"**{status}**: {passed} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
         f"**Claim.** {spec.claim}\n",
-        _verdict_line(spec, passed == len(inputs.checks)),
+        verdict_line(spec, passed == len(inputs.checks)),
         _paper_section(inputs),
         f"![{spec.id}]({figure})\n",
         "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
-        _checks_section(inputs.checks),
+        checks_section(inputs.checks),
         *(
             (_convnet_results_section(inputs), _convnet_setup_section(inputs))
             if isinstance(spec, ConvnetSpec)
@@ -87,7 +87,7 @@ def render(inputs: ReportInputs, figure: str) -> str:
     return "\n".join(parts)
 
 
-def _verdict_line(spec: Spec, passed: bool) -> str:
+def verdict_line(spec: Spec, passed: bool) -> str:
     observed = f" {spec.verdict.observed}" if spec.verdict.observed else ""
     source = " (decided by the checks, which state the paper's claim)" if spec.verdict.status == "by checks" else ""
     return f"**Verdict: {spec.verdict.decided(passed)}{source}.**{observed}\n"
@@ -111,7 +111,7 @@ def _paper_section(inputs: ReportInputs) -> str:
     return "\n".join(lines)
 
 
-def _checks_section(checks: list[CheckResult]) -> str:
+def checks_section(checks: list[CheckResult]) -> str:
     lines = ["## Checks\n", "| | check | evidence |", "|---|---|---|"]
     for check in checks:
         lines.append(f"| {'PASS' if check.passed else '**FAIL**'} | {check.statement} | {check.evidence} |")

@@ -13,14 +13,16 @@ from pydantic import BaseModel, ValidationError
 from overparam.convnet_spec import ConvnetSpec
 from overparam.errors import OverparamError
 from overparam.spec import Spec
+from overparam.theory_spec import TheorySpec
 from overparam.yamlpos import Path_, Positions, dotted, load_yaml
 
-AnySpec = Spec | ConvnetSpec
+AnySpec = Spec | ConvnetSpec | TheorySpec
+SCHEMAS: dict[str, type[Spec] | type[ConvnetSpec] | type[TheorySpec]] = {"regression": Spec, "convnet": ConvnetSpec, "theory": TheorySpec}
 
 
-def spec_type(raw: dict[str, Any]) -> type[Spec] | type[ConvnetSpec]:
+def spec_type(raw: dict[str, Any]) -> type[Spec] | type[ConvnetSpec] | type[TheorySpec]:
     """The schema a document follows, chosen by its `experiment` key (default: regression)."""
-    return ConvnetSpec if raw.get("experiment") == "convnet" else Spec
+    return SCHEMAS.get(str(raw.get("experiment", "regression")), Spec)
 
 
 def load_spec(path: Path, profile: str | None = None) -> AnySpec:

@@ -18,6 +18,7 @@ def rule10_direction(W: torch.Tensor, G: torch.Tensor, depth: int) -> torch.Tens
     """
     k, d = W.shape[-2], W.shape[-1]
     U, sigma, Vh = torch.linalg.svd(W, full_matrices=True)  # U (…, k, k), Vh (…, d, d)
+    sigma = numerical_rank_cut(sigma, max(k, d))
     left_sigma = _padded(sigma, k)
     right_sigma = _padded(sigma, d)
     G_rotated = U.transpose(-1, -2) @ G @ Vh.transpose(-1, -2)  # Uᵀ G V, (…, k, d)
@@ -26,6 +27,13 @@ def rule10_direction(W: torch.Tensor, G: torch.Tensor, depth: int) -> torch.Tens
         a, b = (j - 1) / depth, (depth - j) / depth
         weights = weights + _outer_powers(left_sigma, right_sigma, a, b)
     return U @ (weights * G_rotated) @ Vh
+
+
+def numerical_rank_cut(sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """Singular values within rounding of zero set to exactly zero: rank-deficient W_e keeps its
+    null space (a fractional power would turn σ ≈ 1e-16 into ≈ 1e-3)."""
+    tolerance = sigma.amax(dim=-1, keepdim=True) * size * torch.finfo(sigma.dtype).eps
+    return torch.where(sigma > tolerance, sigma, torch.zeros_like(sigma))
 
 
 def _padded(sigma: torch.Tensor, n: int) -> torch.Tensor:
