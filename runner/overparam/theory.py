@@ -34,13 +34,21 @@ def psd_power(M: torch.Tensor, alpha: float) -> torch.Tensor:
     return (vectors * powered) @ vectors.T
 
 
-def preconditioner(W: torch.Tensor, depth: int, exponent_shift: int = 0) -> torch.Tensor:
-    """P_{W_e} as a (kd × kd) matrix acting on column-major vec(G):
-    Σ_j [WᵀW]^{(N−j)/N} ⊗ [WWᵀ]^{(j−1+shift)/N}. `exponent_shift` ≠ 0 builds a wrong P, for tests."""
+PERTURBATIONS = ("exponent", "asymmetric", "sign")  # wrong versions of P, for tests
+
+
+def preconditioner(W: torch.Tensor, depth: int, perturb: str | None = None) -> torch.Tensor:
+    """P_{W_e} as a (kd × kd) matrix acting on column-major vec(G): Σ_j [WᵀW]^{(N−j)/N} ⊗ [WWᵀ]^{(j−1)/N}.
+    `perturb` builds a wrong P (an exponent off by one, a non-symmetric factor, a term with the
+    wrong sign), so that tests can show the checks catch it."""
     left, right = W @ W.T, W.T @ W
-    return sum(
-        torch.kron(psd_power(right, (depth - j) / depth), psd_power(left, (j - 1 + exponent_shift) / depth)) for j in range(1, depth + 1)
-    )
+    shift = 1 if perturb == "exponent" else 0
+    terms = [torch.kron(psd_power(right, (depth - j) / depth), psd_power(left, (j - 1 + shift) / depth)) for j in range(1, depth + 1)]
+    if perturb == "asymmetric":
+        terms[0] = terms[0] @ (torch.eye(len(terms[0]), dtype=F64) + torch.triu(torch.ones_like(terms[0]), 1) * 0.1)
+    if perturb == "sign":
+        terms[0] = -3 * terms[0]
+    return sum(terms)
 
 
 def vec(M: torch.Tensor) -> torch.Tensor:
@@ -51,7 +59,7 @@ def random_matrix(k: int, d: int, rank: int, gen: torch.Generator) -> torch.Tens
     return torch.randn(k, rank, generator=gen, dtype=F64) @ torch.randn(rank, d, generator=gen, dtype=F64)
 
 
-def precond_spectrum(shapes: list[tuple[int, int, int]], depths: list[int], seed: int, exponent_shift: int = 0) -> ProbeResult:
+def precond_spectrum(shapes: list[tuple[int, int, int]], depths: list[int], seed: int, perturb: str | None = None) -> ProbeResult:
     """Claim 1 on random W_e of shape (k, d) and rank r: P symmetric PSD, eigenpairs as stated,
     and the engine's rule (10) equal to P·vec(G)."""
     gen = torch.Generator().manual_seed(seed)
@@ -65,7 +73,7 @@ def precond_spectrum(shapes: list[tuple[int, int, int]], depths: list[int], seed
         s_left = torch.cat([sigma, sigma.new_zeros(k - len(sigma))])
         s_right = torch.cat([sigma, sigma.new_zeros(d - len(sigma))])
         for depth in depths:
-            P = preconditioner(W, depth, exponent_shift)
+            P = preconditioner(W, depth, perturb)
             scale = float(P.abs().max())
             eig = torch.linalg.eigvalsh((P + P.T) / 2)
             deviation = 0.0
@@ -163,11 +171,11 @@ def flow_deviation(layers: list[torch.Tensor], X: torch.Tensor, Y: torch.Tensor,
 
 
 def end_to_end_flow(
-    cases: list[tuple[int, int, int, int]], lrs: list[float], horizon: float, weight_decay: float, seed: int, balanced_init: bool = True
+    cases: list[tuple[int, int, int, int]], lrs: list[float], horizon: float, weight_decay: float, seed: int, swap_inits: bool = False
 ) -> ProbeResult:
     """Theorem 1: for balanced layers, W_e follows rule (10) up to O(η) over a fixed horizon;
     for unbalanced layers (same W_e at step 0) the deviation does not vanish with η.
-    `balanced_init=False` puts unbalanced layers in the balanced slot (a perturbation, for tests)."""
+    `swap_inits` exchanges the balanced and unbalanced layers (a perturbation, for tests)."""
     gen = torch.Generator().manual_seed(seed)
     metrics = {"balanced_min_order": math.inf, "balanced_max_deviation": 0.0, "unbalanced_min_deviation": math.inf}
     table, series = [], {}
@@ -178,7 +186,9 @@ def end_to_end_flow(
         unbalanced = [W.clone() for W in balanced]
         unbalanced[0] = 2.0 * unbalanced[0]  # with the next line: the same product, no longer balanced
         unbalanced[-1] = 0.5 * unbalanced[-1]
-        devs = [flow_deviation(balanced if balanced_init else unbalanced, X, Y, lr, horizon, weight_decay) for lr in lrs]
+        if swap_inits:
+            balanced, unbalanced = unbalanced, balanced
+        devs = [flow_deviation(balanced, X, Y, lr, horizon, weight_decay) for lr in lrs]
         off = [flow_deviation(unbalanced, X, Y, lr, horizon, weight_decay) for lr in lrs]
         order = _slope(lrs, devs)
         metrics["balanced_min_order"] = min(metrics["balanced_min_order"], order)
@@ -215,10 +225,13 @@ def circulation(field, centre: torch.Tensor, a: torch.Tensor, b: torch.Tensor, r
     return float((F * tangent).sum() * (2 * math.pi / points)), float(F.norm(dim=1).mean())
 
 
-def not_a_gradient(d: int, p: float, depths: list[int], loops: int, points: int, seed: int, as_gradient: bool = False) -> ProbeResult:
+def not_a_gradient(
+    d: int, p: float, depths: list[int], loops: int, points: int, seed: int, as_gradient: bool = False, gradient_as_rule: bool = False
+) -> ProbeResult:
     """Theorem 2: the field of rule (12) on ℓp regression (∇L¹(0) ≠ 0) has closed loops with a
     clearly non-zero line integral; the depth-1 gradient field, run through the same code, has none.
-    `as_gradient` puts the gradient field in place of every rule (a perturbation, for tests)."""
+    Perturbations for tests: `as_gradient` puts the gradient field in place of every rule,
+    `gradient_as_rule` the depth-2 rule in place of the gradient field."""
     gen = torch.Generator().manual_seed(seed)
     X = torch.randn(30, d, generator=gen, dtype=F64)
     y = X @ torch.randn(d, generator=gen, dtype=F64) + 0.3 * torch.randn(30, generator=gen, dtype=F64)
@@ -230,6 +243,8 @@ def not_a_gradient(d: int, p: float, depths: list[int], loops: int, points: int,
     metrics, table = {}, []
     for depth in [1, *depths]:
         n = 1 if as_gradient else depth
+        if depth == 1 and gradient_as_rule:
+            n = 2
 
         def field(w: torch.Tensor, n: int = n) -> torch.Tensor:
             return -rule12_direction(w, gradient(w), n)
