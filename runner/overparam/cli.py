@@ -130,12 +130,12 @@ def validate(specs: SpecPaths) -> None:
 def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
     """A table of the claims in the specs folder."""
     table = Table(title="claims")
-    for column in ("id", "group", "title", "models", "checks", "profiles"):
+    for column in ("id", "group", "title", "verdict", "models", "checks", "profiles"):
         table.add_column(column)
     for path in _spec_files(specs_dir):
         spec = load_spec(path)
         models = ", ".join(spec.model_names()) or f"probe: {spec.probe.kind}"  # type: ignore[union-attr]
-        table.add_row(spec.id, spec.group, spec.title, models, str(len(spec.checks)), ", ".join(spec.profiles) or "—")
+        table.add_row(spec.id, spec.group, spec.title, spec.verdict.status, models, str(len(spec.checks)), ", ".join(spec.profiles) or "—")
     out.print(table)
 
 
