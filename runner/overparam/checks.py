@@ -213,7 +213,7 @@ def _deviations(a: ModelResult, b: ModelResult, curve: str) -> list[float]:
 def _converges(check: ConvergesCheck, results: Results) -> CheckResult:
     lrs = sorted(results.by_lr[check.models[0]])
     pairs = [tuple(results.at(name, lr) for name in check.models) for lr in lrs]
-    broken = [f"lr {lr:g}: {r.why_none}" for lr, pair in zip(lrs, pairs) for r in pair if r.lr is None]
+    broken = [f"lr {lr:g}, {r.name}: {r.why_none}" for lr, pair in zip(lrs, pairs) for r in pair if r.lr is None]
     if broken:
         return CheckResult(False, _statement(check), "no usable runs (" + "; ".join(broken) + ")")
     worst = [max(_deviations(a, b, check.curve)) for a, b in pairs]  # the worst seed at each lr
