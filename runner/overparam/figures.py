@@ -25,6 +25,11 @@ def gap_figure(panels: list[tuple[str, list[ModelResult]]], title: str, path: Pa
     for ax, (ylabel, results) in zip(axes[0], panels):
         _draw_panel(ax, results, ylabel)
     fig.suptitle(textwrap.fill(title, width=70 * len(panels)), fontsize=10)
+    save_atomic(fig, path)
+
+
+def save_atomic(fig: plt.Figure, path: Path) -> None:
+    """Lay out, write via a temporary file and rename (no half-written PNG), and close."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp.png")

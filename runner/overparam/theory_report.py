@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from overparam import provenance  # noqa: E402
-from overparam.checks import CheckResult  # noqa: E402
-from overparam.report import checks_section, report_name, verdict_line, write_atomic  # noqa: E402
-from overparam.theory import ProbeResult  # noqa: E402
-from overparam.theory_spec import TheorySpec  # noqa: E402
+from overparam import provenance
+from overparam.checks import CheckResult
+from overparam.figures import plt, save_atomic
+from overparam.report import checks_section, report_name, verdict_line, write_atomic
+from overparam.theory import ProbeResult
+from overparam.theory_spec import TheorySpec
 
 
 def write_theory_report(
@@ -92,9 +87,4 @@ def _figure(spec: TheorySpec, result: ProbeResult, path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(spec.title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp.png")
-    fig.savefig(partial, metadata={"Software": None})
-    plt.close(fig)
-    os.replace(partial, path)
+    save_atomic(fig, path)
