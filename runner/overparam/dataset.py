@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -38,3 +40,9 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().to(torch.float64).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def user_cache(name: str) -> Path:
+    """Where downloaded data `name` lives: $XDG_CACHE_HOME/overparam/name (default ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "overparam" / name

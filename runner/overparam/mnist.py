@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from overparam.dataset import user_cache
 from overparam.errors import OverparamError
 
 MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -41,8 +42,7 @@ class MnistData(BaseModel):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "overparam" / "mnist"
+    return user_cache("mnist")
 
 
 def split_files(folder: Path, split: str) -> tuple[Path, Path] | None:

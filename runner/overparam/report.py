@@ -15,7 +15,7 @@ from overparam.convnet_spec import ConvnetSpec
 from overparam.dataset import Dataset
 from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.figures import gap_figure
-from overparam.results import ModelResult, Results, median
+from overparam.results import ModelResult, Results, median, metric_per_seed
 from overparam.select import LrScore, score_text
 from overparam.spec import EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
 from overparam.store import StoredRun
@@ -149,7 +149,9 @@ def _convnet_results_section(inputs: ReportInputs) -> str:
         lines.append(f"| {model.name} | {count:,} | {finals} | {penalty} |")
     original = parameter_count(TutorialConvnet(False, seed=0))
     twin = parameter_count(TutorialConvnet(True, seed=0))
-    lines.append(f"\nThe overparameterized twin has {twin - original:,} more parameters (+{100 * (twin / original - 1):.1f}%; the paper: ≈+15.8%).")
+    lines.append(
+        f"\nThe overparameterized twin has {twin - original:,} more parameters (+{100 * (twin / original - 1):.1f}%; the paper: ≈+15.8%)."
+    )
     lines.append("Cross-entropy and penalty are means over the last window of the run; the tutorial's batch loss is their sum.\n")
     return "\n".join(lines)
 
@@ -278,10 +280,7 @@ def _common_gap_level(results: list[ModelResult]) -> float:
 
 
 def _steps_to(result: ModelResult, level: float) -> str:
-    per_seed = []
-    for row in result.gaps:
-        hits = (row <= level).nonzero()
-        per_seed.append(float(result.steps[hits[0, 0]]) if len(hits) else math.inf)
+    per_seed = metric_per_seed(result, "steps_to_gap", gap=level)
     value = median(per_seed)
     return "not reached" if math.isinf(value) else f"{value:,.0f}"
 

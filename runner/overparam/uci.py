@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from overparam.dataset import Dataset, standardized
+from overparam.dataset import Dataset, standardized, user_cache
 from overparam.errors import OverparamError
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/270/gas+sensor+array+drift+dataset+at+different+concentrations.zip"
@@ -43,8 +43,7 @@ class UciGasData(BaseModel):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "overparam" / "uci-gas-drift"
+    return user_cache("uci-gas-drift")
 
 
 def batch_files(folder: Path) -> list[Path]:
