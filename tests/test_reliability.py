@@ -10,7 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import small_spec, write_spec
+import pytest
+import torch
+
+from conftest import UCI_DIR, small_spec, write_spec
+from overparam.data import load_dataset
+from overparam.execute import train_group
+from overparam.plan import plan_runs
+from overparam.specload import load_spec
 from overparam.store import RunStore
 
 
@@ -83,3 +90,43 @@ def test_two_processes_share_one_store_and_agree(tmp_path: Path) -> None:
     assert stored_rows(store) == 16
     table = [(tmp_path / d / "tiny.md").read_text().split("## Results per model")[1].split("## Learning-rate sweep")[0] for d in ("a", "b")]
     assert table[0] == table[1]
+
+
+def _planned_runs(tmp_path: Path, p: float, data: dict) -> tuple[list, object]:
+    models = [
+        {"name": "depth-1", "kind": "linear_net", "depth": 1},
+        {"name": "depth-2", "kind": "linear_net", "depth": 2, "width": 10},
+        {"name": "depth-3", "kind": "linear_net", "depth": 3, "width": 100},
+        {"name": "depth-2 adam", "kind": "linear_net", "depth": 2, "width": 10, "optimizer": {"kind": "adam"}},
+        {"name": "emulation", "kind": "end_to_end", "depth": 3},
+        {"name": "warm-up form", "kind": "warmup_form"},
+    ]
+    raw = small_spec(
+        data=data,
+        loss={"kind": "lp", "p": p},
+        models=models,
+        train={"steps": 60, "record_every": 20, "init": {"kind": "normal", "std": 0.01}, "record_end_to_end": True},
+        tune={"lr": [1e-4, 2e-4, 3e-4, 4e-4, 5e-4]},
+        seeds=[0, 1],
+        checks=[{"kind": "bound", "metric": "final_loss", "model": "depth-1", "lo": 0.0}],
+    )
+    spec = load_spec(write_spec(tmp_path, raw))
+    dataset = load_dataset(spec.data, tmp_path / "tiny.yaml", UCI_DIR if data["kind"] == "uci_gas" else None)
+    return plan_runs(spec, dataset.fingerprint), dataset
+
+
+@pytest.mark.parametrize("p", [4.0, 2.0])
+@pytest.mark.parametrize("data", [{"kind": "uci_gas", "gas_class": 1, "standardize": True}, {"kind": "synthetic", "n": 300, "d": 17}])
+def test_a_runs_numbers_do_not_depend_on_the_runs_that_share_its_batch(tmp_path: Path, p: float, data: dict) -> None:
+    runs, dataset = _planned_runs(tmp_path, p, data)
+    for model in dict.fromkeys(run.model for run in runs):
+        own = [run for run in runs if run.model == model]
+        target, others = own[0], own[1:]
+        compositions = [[target], [others[0], target], [others[2], others[1], target], others[:4] + [target] + others[4:]]
+        trained = [train_group(group, dataset, "cpu", lambda _: None) for group in compositions]
+        alone = trained[0][0]
+        assert alone.diverged_at is None and bool(torch.isfinite(alone.losses).all())
+        for group, result in zip(compositions, trained):
+            mine = result[group.index(target)]
+            assert torch.equal(mine.losses, alone.losses), f"{model}: a batch of {len(group)} changed the loss curve"
+            assert torch.equal(mine.end_to_end, alone.end_to_end), f"{model}: a batch of {len(group)} changed W_e"

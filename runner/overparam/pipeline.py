@@ -10,6 +10,7 @@ from typing import Protocol
 
 import torch
 
+from overparam import provenance
 from overparam.checks import CheckResult, evaluate
 from overparam.convnet_runs import convnet_results, plan_convnet_runs, train_convnet_runs
 from overparam.convnet_spec import ConvnetSpec
@@ -92,6 +93,7 @@ class Outcome:
 
 def verify(spec_path: Path, options: Options, session: Session, progress: Progress) -> Outcome:
     start = time.perf_counter()
+    provenance.git_commit(spec_path.resolve().parent)  # pin the commit before anything trains
     spec = load_spec(spec_path, options.profile)
     if isinstance(spec, TheorySpec):
         return _verify_theory(spec, spec_path, options, start)

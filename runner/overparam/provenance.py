@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -12,8 +13,11 @@ import torch
 from overparam import __version__
 
 
+@functools.cache
 def git_commit(cwd: Path) -> str:
-    """Short commit of the checkout at `cwd`, with '+dirty' when tracked files outside reports/ changed."""
+    """Short commit of the checkout at `cwd`, with '+dirty' when tracked files outside reports/ changed.
+    Cached: the first answer is the code this process loaded, even if the checkout moves on during
+    a long run (the pipeline asks before it trains)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         # Regenerated reports do not make the code dirty: only changes outside reports/ count.
