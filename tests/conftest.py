@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 UCI_DIR = SHARED / "data" / "uci-gas-drift"
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import torch
 from conftest import UCI_DIR, small_spec, write_spec
 from overparam.data import load_dataset
 from overparam.execute import train_group
-from overparam.plan import plan_runs
+from overparam.plan import grouped, plan_runs
 from overparam.specload import load_spec
 from overparam.store import RunStore
 
@@ -130,3 +130,19 @@ def test_a_runs_numbers_do_not_depend_on_the_runs_that_share_its_batch(tmp_path:
             mine = result[group.index(target)]
             assert torch.equal(mine.losses, alone.losses), f"{model}: a batch of {len(group)} changed the loss curve"
             assert torch.equal(mine.end_to_end, alone.end_to_end), f"{model}: a batch of {len(group)} changed W_e"
+
+
+def test_a_runs_numbers_do_not_depend_on_the_thread_count(tmp_path: Path) -> None:
+    """What lets worker processes and Ray workers (fewer threads each) store the same numbers."""
+    runs, dataset = _planned_runs(tmp_path, 4.0, {"kind": "uci_gas", "gas_class": 1, "standardize": True})
+    runs += _planned_runs(tmp_path, 2.0, {"kind": "uci_gas", "gas_class": 1, "standardize": True})[0]
+    threads = torch.get_num_threads()
+    try:
+        per_count = []
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            per_count.append([r for group in grouped(runs) for r in train_group(group, dataset, "cpu", lambda _: None)])
+    finally:
+        torch.set_num_threads(threads)
+    for one, three in zip(*per_count):
+        assert torch.equal(one.losses, three.losses) and torch.equal(one.end_to_end, three.end_to_end), one.config

@@ -20,11 +20,13 @@ from rich.table import Table
 
 from overparam.convnet_spec import ConvnetSpec
 from overparam.errors import OverparamError
+from overparam.executors import ExecutorKind, make_executor
 from overparam.pipeline import Options, Outcome, Session, verify
 from overparam.progress import RichProgress
 from overparam.report import write_index
 from overparam.spec import Spec
 from overparam.specload import check_all_profiles, load_spec
+from overparam.sweep_spec import SweepSpec
 from overparam.theory_spec import TheorySpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
@@ -60,6 +62,9 @@ FreshOpt = Annotated[bool, typer.Option("--fresh", help="ignore the run store: t
 StoreOpt = Annotated[Path, typer.Option("--store", help="the run store (SQLite)")]
 ReportsOpt = Annotated[Path, typer.Option("--reports", help="where reports are written")]
 SpecsDirOpt = Annotated[Path, typer.Option("--specs", help="folder of spec files")]
+JobsOpt = Annotated[int, typer.Option("--jobs", min=1, max=1024, help="worker processes (or Ray tasks) training groups of runs at once")]
+ExecutorOpt = Annotated[ExecutorKind, typer.Option("--executor", help="local (this machine) or ray (pip install 'overparam\\[ray]')")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001")]
 
 
 @app.command()
@@ -72,12 +77,16 @@ def run(
     fresh: FreshOpt = False,
     store: StoreOpt = Path(".overparam/runs.sqlite"),
     reports: ReportsOpt = Path("reports"),
+    jobs: JobsOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Run specs, check their claims, write reports/<id>.md."""
     options = Options(store, reports, profile, _checked_device(device), data_dir, fresh)
     for path in specs:
         load_spec(path, profile)  # every spec is checked before anything trains
-    outcomes = [_verify_one(path, options, Session()) for path in specs]
+    session = Session(executor=make_executor(executor, jobs, address))
+    outcomes = [_verify_one(path, options, session) for path in specs]
     raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
 
 
@@ -91,11 +100,14 @@ def verify_all(
     fresh: FreshOpt = False,
     store: StoreOpt = Path(".overparam/runs.sqlite"),
     reports: ReportsOpt = Path("reports"),
+    jobs: JobsOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md."""
     paths = _spec_files(specs_dir)
     specs = [check_all_profiles(path) for path in paths]
-    session = Session()
+    session = Session(executor=make_executor(executor, jobs, address))
     outcomes = []
     for path, spec in zip(paths, specs):
         chosen = profile if profile in spec.profiles else None
@@ -142,8 +154,8 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
 @app.command()
 @user_errors
 def schema() -> None:
-    """Print the JSON Schema of a spec (a regression spec, or `experiment: convnet`)."""
-    adapter = TypeAdapter(Spec | ConvnetSpec | TheorySpec)
+    """Print the JSON Schema of a spec (regression, or `experiment:` convnet, theory or sweep)."""
+    adapter = TypeAdapter(Spec | ConvnetSpec | TheorySpec | SweepSpec)
     sys.stdout.write(json.dumps(adapter.json_schema(), indent=2) + "\n")
 
 

@@ -1,4 +1,4 @@
-"""Train planned runs, one batched program per group, and store each group as it finishes."""
+"""Train one group of planned runs as one batched program (executors decide where groups run)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from overparam.dataset import Dataset
 from overparam.engine import DeepLinear, EndToEnd, WarmupForm, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
 from overparam.engine.optim import parse_optimizer
-from overparam.plan import Run, grouped
-from overparam.store import RunStore, StoredRun
+from overparam.plan import Run
+from overparam.store import StoredRun
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # BLAS takes other kernels (another summation order) for products with 1–3 runs than for 4 or
@@ -20,12 +20,6 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # (tests/test_reliability.py proves it bit for bit). The padding copies are trained and dropped.
 MIN_BATCH = 4
 Progress = Callable[[int], None]  # run-steps just finished
-
-
-def train_runs(runs: list[Run], dataset: Dataset, store: RunStore, device: str, on_progress: Progress) -> None:
-    """Train `runs` group by group; each finished group is stored at once, so a crash loses one group at most."""
-    for group in grouped(runs):
-        store.put(train_group(group, dataset, device, on_progress))
 
 
 def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Progress) -> list[StoredRun]:

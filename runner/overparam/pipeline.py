@@ -16,7 +16,7 @@ from overparam.convnet_runs import convnet_results, plan_convnet_runs, train_con
 from overparam.convnet_spec import ConvnetSpec
 from overparam.data import load_dataset
 from overparam.dataset import Dataset
-from overparam.execute import train_runs
+from overparam.executors import Executor, InProcess, jobs_for, train_jobs
 from overparam.losses import lp_optimum
 from overparam.mnist import load_mnist
 from overparam.plan import Run, plan_runs
@@ -25,6 +25,9 @@ from overparam.select import select_models
 from overparam.spec import Spec
 from overparam.specload import AnySpec, load_spec
 from overparam.store import RunStore, StoredRun
+from overparam.sweep import RowResult, evaluate_region, map_cells
+from overparam.sweep_report import SweepInputs, write_sweep_report
+from overparam.sweep_spec import SweepSpec
 from overparam.theory_report import write_theory_report
 from overparam.theory_run import evaluate_value, run_probe
 from overparam.theory_spec import TheorySpec
@@ -53,6 +56,7 @@ class Session:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     optima: dict[tuple[str, float], float] = field(default_factory=dict)
     images: dict[str, tuple[torch.Tensor, torch.Tensor, Dataset]] = field(default_factory=dict)
+    executor: Executor = field(default_factory=InProcess)  # where regression runs train (--jobs, --executor)
 
     def mnist(self, spec: ConvnetSpec, spec_path: Path) -> tuple[torch.Tensor, torch.Tensor, Dataset]:
         """Images, labels, and their description as a Dataset (flattened pixels) for the report.
@@ -97,6 +101,8 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
     spec = load_spec(spec_path, options.profile)
     if isinstance(spec, TheorySpec):
         return _verify_theory(spec, spec_path, options, start)
+    if isinstance(spec, SweepSpec):
+        return _verify_sweep(spec, spec_path, options, session, progress, start)
     if isinstance(spec, ConvnetSpec):
         images, labels, data = session.mnist(spec, spec_path)
         runs = plan_convnet_runs(spec, data.fingerprint)
@@ -108,7 +114,7 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
         runs = plan_runs(spec, data.fingerprint)
 
         def train(todo: list[Run], store: RunStore) -> None:
-            train_runs(todo, data, store, options.device, progress.advance)
+            train_jobs(jobs_for(todo, data), session.executor, store, options.device, progress.advance)
 
     stored, trained = _stored_runs(spec.id, runs, options, progress, train)
     if isinstance(spec, ConvnetSpec):
@@ -143,6 +149,35 @@ def _verify_theory(spec: TheorySpec, spec_path: Path, options: Options, start: f
     wall_s = time.perf_counter() - start
     report = write_theory_report(spec, spec_path, options.profile, results, checks, wall_s, options.reports)
     return Outcome(spec, checks, report, 0, 0, wall_s)
+
+
+def _verify_sweep(spec: SweepSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
+    """Every row of the map is a regression spec; all rows' runs go to the executor at once."""
+    rows = {level.name(spec.rows.axis): spec.row_spec(level) for level in spec.rows.levels}
+    data = {name: session.dataset(row, spec_path, options.data_dir) for name, row in rows.items()}
+    planned = {name: plan_runs(row, data[name].fingerprint) for name, row in rows.items()}
+    unique = list({run.key: run for runs in planned.values() for run in runs}.values())  # rows may share runs
+    data_of = {run.key: data[name] for name, runs in planned.items() for run in runs}
+
+    def train(todo: list[Run], store: RunStore) -> None:
+        by_data: dict[str, list[Run]] = {}
+        for run in todo:
+            by_data.setdefault(data_of[run.key].fingerprint, []).append(run)
+        jobs = [job for runs in by_data.values() for job in jobs_for(runs, data_of[runs[0].key])]
+        train_jobs(jobs, session.executor, store, options.device, progress.advance)
+
+    stored, trained = _stored_runs(spec.id, unique, options, progress, train)
+    results = []
+    for name, row in rows.items():
+        optima = {p: session.optimum(data[name], p) for p in row.exponents}
+        results.append(RowResult(name, select_models(row, planned[name], stored, optima)[0]))
+    cells = map_cells(spec, results)
+    checks = [evaluate_region(check, spec, cells) for check in spec.checks]
+    wall_s = time.perf_counter() - start
+    stored_runs = [stored[r.key] for r in unique]
+    inputs = SweepInputs(spec, spec_path, options.profile, rows, data, cells, checks, stored_runs, trained, wall_s, options.device)
+    report = write_sweep_report(inputs, options.reports)
+    return Outcome(spec, checks, report, trained, len(unique) - trained, wall_s)
 
 
 def _stored_runs(

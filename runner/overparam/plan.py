@@ -9,7 +9,7 @@ from typing import Any
 
 from overparam.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
 
-ENGINE_VERSION = "3"  # bump when a change to the engine changes numbers: it invalidates the store (3: groups padded to 4)
+ENGINE_VERSION = "3"  # bump when a change to the engine changes numbers: it invalidates the store (3: groups padded to 4, MKL strict mode)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.figures import gap_figure
 from overparam.results import ModelResult, Results, median, metric_per_seed
 from overparam.select import LrScore, score_text
-from overparam.spec import EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
+from overparam.spec import Claim, EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
 from overparam.store import StoredRun
 
 
@@ -310,7 +310,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def write_index(rows: list[tuple[Spec | ConvnetSpec, str, bool, str]], reports: Path) -> Path:
+def write_index(rows: list[tuple[Claim, str, bool, str]], reports: Path) -> Path:
     """`reports/README.md`: one row per claim (spec, report file, passed, checks summary), by group."""
     lines = [
         "# Claims of Arora, Cohen & Hazan (ICML 2018), verified\n",
@@ -318,12 +318,12 @@ def write_index(rows: list[tuple[Spec | ConvnetSpec, str, bool, str]], reports: 
         "The verdict is the spec's conclusion about the paper's claim; the checks test the observations behind it "
         "(FAIL means the evidence no longer supports the verdict).\n",
     ]
-    for group in ("experiments", "theory"):
+    for group, heading in (("experiments", "Experiments"), ("theory", "Theory"), ("maps", "Maps (beyond the paper)")):
         members = [row for row in rows if row[0].group == group]
         if not members:
             continue
         lines += [
-            f"## {group.capitalize()}\n",
+            f"## {heading}\n",
             "| claim | verdict | checks | what the paper states | what we observe |",
             "|---|---|---|---|---|",
         ]

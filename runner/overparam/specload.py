@@ -13,14 +13,16 @@ from pydantic import BaseModel, ValidationError
 from overparam.convnet_spec import ConvnetSpec
 from overparam.errors import OverparamError
 from overparam.spec import Spec
+from overparam.sweep_spec import SweepSpec
 from overparam.theory_spec import TheorySpec
 from overparam.yamlpos import Path_, Positions, dotted, load_yaml
 
-AnySpec = Spec | ConvnetSpec | TheorySpec
-SCHEMAS: dict[str, type[Spec] | type[ConvnetSpec] | type[TheorySpec]] = {"regression": Spec, "convnet": ConvnetSpec, "theory": TheorySpec}
+AnySpec = Spec | ConvnetSpec | TheorySpec | SweepSpec
+SpecType = type[Spec] | type[ConvnetSpec] | type[TheorySpec] | type[SweepSpec]
+SCHEMAS: dict[str, SpecType] = {"regression": Spec, "convnet": ConvnetSpec, "theory": TheorySpec, "sweep": SweepSpec}
 
 
-def spec_type(raw: dict[str, Any]) -> type[Spec] | type[ConvnetSpec] | type[TheorySpec]:
+def spec_type(raw: dict[str, Any]) -> SpecType:
     """The schema a document follows, chosen by its `experiment` key (default: regression)."""
     return SCHEMAS.get(str(raw.get("experiment", "regression")), Spec)
 

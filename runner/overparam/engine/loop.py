@@ -50,9 +50,16 @@ class Gram:
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor) -> None:
         n = X.shape[0]
-        self.G = X.T @ X / n  # (d, d)
-        self.b = X.T @ y / n  # (d,)
-        self.c = y @ y / n
+        # On one thread: MKL's reproducible mode does not cover matrix-vector products, and the
+        # moments must not depend on how many threads this process has (it may be a worker).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self.G = X.T @ X / n  # (d, d)
+            self.b = X.T @ y / n  # (d,)
+            self.c = y @ y / n
+        finally:
+            torch.set_num_threads(threads)
 
     def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
         Gw = torch.mm(w, self.G)  # (R, d), G symmetric

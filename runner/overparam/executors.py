@@ -1,0 +1,153 @@
+"""Where groups of runs train: in this process (default), in local worker processes, or on Ray.
+
+Workers only compute: each returns its group's StoredRuns and the driver writes them to the
+run store, which stays the single source of truth (a rerun skips what is there). A run's
+numbers do not depend on where it trained: groups are padded (execute.MIN_BATCH) and MKL runs
+in strict reproducible mode (overparam/__init__.py), so the thread count does not change them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+
+from overparam.dataset import Dataset
+from overparam.errors import OverparamError
+from overparam.execute import Progress, train_group
+from overparam.plan import Run, grouped
+from overparam.store import RunStore, StoredRun
+
+ExecutorKind = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One group of runs that share a batched program, and the data they train on."""
+
+    runs: list[Run]
+    dataset: Dataset
+
+    @property
+    def run_steps(self) -> int:
+        return sum(run.steps for run in self.runs)
+
+
+def jobs_for(runs: list[Run], dataset: Dataset) -> list[Job]:
+    return [Job(group, dataset) for group in grouped(runs)]
+
+
+def train_jobs(jobs: list[Job], executor: Executor, store: RunStore, device: str, on_progress: Progress) -> None:
+    """Train every job where `executor` says; the driver stores each group as it comes back,
+    so a crash loses the groups in flight at most."""
+    for stored in executor.results(jobs, device, on_progress):
+        store.put(stored)
+
+
+class Executor(Protocol):
+    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+        """Every job's StoredRuns, in the order they finish."""
+        ...
+
+
+class InProcess:
+    """One group after the other in this process, with progress inside each group."""
+
+    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+        for job in jobs:
+            yield train_group(job.runs, job.dataset, device, on_progress)
+
+
+class LocalProcesses:
+    """`--jobs N`: N worker processes on this machine, the cores shared out between them."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        context = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pool
+        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            pending: dict[Future[list[StoredRun]], Job] = {
+                pool.submit(train_in_worker, job.runs, job.dataset, device, threads): job for job in jobs
+            }
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = pending.pop(future)
+                        on_progress(job.run_steps)
+                        yield future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+
+class RayExecutor:
+    """`--executor ray`: one Ray task per group, on a local Ray instance or the cluster at `address`."""
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        self.address, self.workers = address, workers
+
+    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+        ray = _ray()
+        if not ray.is_initialized():
+            self._connect(ray)
+        task = ray.remote(num_cpus=1, num_gpus=1 if device.startswith("cuda") else 0)(train_in_worker)
+        data_refs: dict[int, Any] = {}
+        pending: dict[Any, Job] = {}
+        for job in jobs:
+            ref = data_refs.setdefault(id(job.dataset), ray.put(job.dataset))
+            pending[task.remote(job.runs, ref, device, 1)] = job
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                job = pending.pop(done[0])
+                result = ray.get(done[0])
+                on_progress(job.run_steps)
+                yield result
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def _connect(self, ray: Any) -> None:
+        import overparam
+
+        env: dict[str, Any] = {"env_vars": {"MKL_CBWR": os.environ.get("MKL_CBWR", "AUTO,STRICT")}}
+        if self.address:  # a remote cluster may not have this package installed: ship it
+            env["py_modules"] = [overparam]
+            ray.init(address=self.address, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(num_cpus=self.workers, runtime_env=env, log_to_driver=False, include_dashboard=False)
+
+
+def train_in_worker(runs: list[Run], dataset: Dataset, device: str, threads: int) -> list[StoredRun]:
+    """A worker's whole job: train one group with `threads` threads, hand the results back."""
+    torch.set_num_threads(threads)
+    return train_group(runs, dataset, device, _no_progress)
+
+
+def _no_progress(run_steps: int) -> None:
+    """Workers report when a group finishes, not within it."""
+
+
+def make_executor(kind: ExecutorKind, jobs: int, address: str | None) -> Executor:
+    """`jobs` workers (default for Ray: one per core of this machine, for a local Ray instance)."""
+    if kind == "ray":
+        return RayExecutor(address, jobs if jobs > 1 else os.cpu_count() or 1)
+    if address:
+        raise OverparamError("--address names a Ray cluster; add --executor ray")
+    return LocalProcesses(jobs) if jobs > 1 else InProcess()
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise OverparamError("--executor ray needs Ray: pip install 'overparam[ray]' (or pip install ray)") from None
+    return ray

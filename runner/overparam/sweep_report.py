@@ -1,0 +1,179 @@
+"""The report of a map: a heatmap of the speed-up over depth 1, its spread over seeds, the checks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.colors as mcolors
+
+from overparam import provenance
+from overparam.checks import CheckResult
+from overparam.dataset import Dataset
+from overparam.figures import COLOURS, plt, save_atomic
+from overparam.report import checks_section, report_name, verdict_line, write_atomic
+from overparam.spec import Spec
+from overparam.store import StoredRun
+from overparam.sweep import Cell
+from overparam.sweep_spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class SweepInputs:
+    spec: SweepSpec
+    spec_path: Path
+    profile: str | None
+    rows: dict[str, Spec]  # row name -> its regression spec
+    data: dict[str, Dataset]  # row name -> its data
+    cells: dict[tuple[str, int], Cell]
+    checks: list[CheckResult]
+    stored: list[StoredRun]
+    trained: int
+    wall_s: float
+    device: str
+
+
+def write_sweep_report(inputs: SweepInputs, reports: Path) -> Path:
+    spec = inputs.spec
+    name = report_name(spec.id, inputs.profile)
+    figure = reports / "figures" / f"{name}.png"
+    _map_figure(inputs, figure)
+    passed = all(c.passed for c in inputs.checks)
+    held = sum(c.passed for c in inputs.checks)
+    parts = [
+        f"# {spec.title}\n",
+        f"**{'PASS' if passed else 'FAIL'}**: {held} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
+        f"**Claim.** {spec.claim}\n",
+        verdict_line(spec, passed),  # type: ignore[arg-type]
+        "## The paper\n",
+        f"Section {spec.paper.section}" + (f", {spec.paper.figure}" if spec.paper.figure else "") + ". " + spec.paper.statement + "\n",
+        f"![{spec.id}](figures/{figure.name})\n",
+        "Speed-up = final L − L* of depth 1 / final L − L* of depth N after "
+        f"{spec.train.steps:,} steps, each at its own tuned lr, seed by seed: above 1, depth helps "
+        "(a gap below 1e-12·max(1, L*) is rounding and counts as converged). "
+        "Heatmap: median over seeds (with the min–max over seeds); right: the same with min–max bands.\n",
+        checks_section(inputs.checks),
+        _cells_table(inputs),
+        _lr_table(inputs),
+        _setup(inputs),
+        "## Assumptions\n\n" + "\n".join(f"- {a}" for a in spec.assumptions) + "\n" if spec.assumptions else "",
+        _provenance(inputs),
+    ]
+    path = reports / f"{name}.md"
+    write_atomic(path, "\n".join(p for p in parts if p))
+    return path
+
+
+def _depths(inputs: SweepInputs) -> list[int]:
+    return sorted(set(inputs.spec.depths))
+
+
+def _cell_text(cell: Cell) -> str:
+    if cell.speedups is None:
+        return "no usable run"
+    return f"{cell.median:.3g} ({min(cell.speedups):.3g}–{max(cell.speedups):.3g})"
+
+
+def _cells_table(inputs: SweepInputs) -> str:
+    depths = _depths(inputs)
+    lines = [
+        "## Speed-up over depth 1 per cell\n",
+        "Median over seeds (min–max over seeds).\n",
+        f"| {inputs.spec.rows.axis} | " + " | ".join(f"depth {n}" for n in depths) + " |",
+        "|---|" + "---|" * len(depths),
+    ]
+    for row in inputs.rows:
+        lines.append(f"| {row} | " + " | ".join(_cell_text(inputs.cells[row, n]) for n in depths) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _lr_table(inputs: SweepInputs) -> str:
+    depths = _depths(inputs)
+    lines = [
+        "## Tuned learning rates\n",
+        "Per row and depth, the lr with the lowest median final gap among those where no seed diverged.\n",
+        f"| {inputs.spec.rows.axis} | grid | depth 1 | " + " | ".join(f"depth {n}" for n in depths) + " |",
+        "|---|---|---|" + "---|" * len(depths),
+    ]
+    for row, spec in inputs.rows.items():
+        first = inputs.cells[row, depths[0]]
+        grid = ", ".join(f"{lr:g}" for lr in spec.tune.lr)
+        lrs = [_lr_text(inputs.cells[row, n].lr) for n in depths]
+        lines.append(f"| {row} | {grid} | {_lr_text(first.baseline_lr)} | " + " | ".join(lrs) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _lr_text(lr: float | None) -> str:
+    return "none (every lr diverged)" if lr is None else f"{lr:g}"
+
+
+def _setup(inputs: SweepInputs) -> str:
+    spec = inputs.spec
+    train = spec.train
+    rows = [
+        ("rows", f"{spec.rows.axis}: " + ", ".join(inputs.rows)),
+        ("depths", "1 (the baseline), " + ", ".join(map(str, _depths(inputs)))),
+        ("data", "; ".join(sorted({d.name for d in inputs.data.values()}))),
+        ("loss", "ℓp: mean over examples of |xᵀw − y|^p (no 1/p factor); L* exact per row (least squares for p = 2, Newton otherwise)"),
+        ("width", "the row value" if spec.rows.axis == "width" else str(spec.width)),
+        ("optimizer", f"full-batch {train.optimizer.kind}, weight decay {train.weight_decay:g}"),
+        ("steps", f"{train.steps:,} (loss recorded every {train.record_every or 100:,})"),
+        ("init", "normal, std = the row value" if spec.rows.axis == "init_std" else train.init.model_dump_json()),
+        ("seeds", ", ".join(map(str, spec.seeds))),
+        ("dtype", train.dtype),
+    ]
+    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+
+
+def _provenance(inputs: SweepInputs) -> str:
+    devices = sorted({r.device for r in inputs.stored})
+    fingerprints = ", ".join(sorted({d.fingerprint for d in inputs.data.values()}))
+    rows = [
+        ("commit", provenance.git_commit(inputs.spec_path.resolve().parent)),
+        ("versions", provenance.versions()),
+        ("device", f"{provenance.device_name(inputs.device)}; runs trained on: {', '.join(devices)}"),
+        ("runs", f"{len(inputs.stored)} ({inputs.trained} trained now, {len(inputs.stored) - inputs.trained} from the run store)"),
+        ("training time", f"{sum(r.wall_s for r in inputs.stored):.1f} s summed over the runs when they were trained"),
+        ("wall time", f"{inputs.wall_s:.1f} s for this invocation"),
+        ("date", provenance.now_utc()),
+        ("data fingerprints", fingerprints),
+    ]
+    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+
+
+def _map_figure(inputs: SweepInputs, path: Path) -> None:
+    rows, depths = list(inputs.rows), _depths(inputs)
+    medians = [[_log_median(inputs.cells[row, n]) for n in depths] for row in rows]
+    finite = [abs(v) for line in medians for v in line if not math.isnan(v)]
+    reach = max(finite + [math.log10(2.0)])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.8, 0.5 * len(rows) + 3.6), dpi=120)
+    image = left.imshow(medians, cmap="RdBu", norm=mcolors.Normalize(-reach, reach), aspect="auto")
+    for i, row in enumerate(rows):
+        for j, n in enumerate(depths):
+            left.text(j, i, _cell_text(inputs.cells[row, n]).replace(" (", "\n("), ha="center", va="center", fontsize=7)
+    left.set_xticks(range(len(depths)), [f"depth {n}" for n in depths])
+    left.set_yticks(range(len(rows)), rows)
+    left.set_title("speed-up over depth 1 (median over seeds)", fontsize=9)
+    bar = fig.colorbar(image, ax=left)
+    bar.set_label("log10 speed-up (blue: depth helps)")
+    for colour, row in zip(COLOURS * 4, rows):
+        cells = [inputs.cells[row, n] for n in depths]
+        xs = [n for n, c in zip(depths, cells) if c.speedups is not None]
+        usable = [c for c in cells if c.speedups is not None]
+        right.plot(xs, [c.median for c in usable], marker="o", color=colour, label=row)
+        right.fill_between(xs, [min(c.speedups) for c in usable], [max(c.speedups) for c in usable], color=colour, alpha=0.18, lw=0)  # type: ignore[arg-type, type-var]
+    right.axhline(1.0, color="black", lw=0.8)
+    right.set_yscale("log")
+    right.set_xticks(depths)
+    right.set_xlabel("depth N")
+    right.set_ylabel("speed-up over depth 1")
+    right.grid(True, alpha=0.3)
+    right.legend(fontsize=7)
+    fig.suptitle(inputs.spec.title, fontsize=10)
+    save_atomic(fig, path)
+
+
+def _log_median(cell: Cell) -> float:
+    value = cell.median
+    return math.log10(value) if value is not None and value > 0 else math.nan
