@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
+from overparam.store import RunStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 UCI_DIR = SHARED / "data" / "uci-gas-drift"
@@ -43,6 +44,15 @@ def small_spec(**overrides: object) -> dict:
     }
     spec.update(overrides)
     return spec
+
+
+def all_losses(store: Path) -> dict[str, list[float]]:
+    """Every run in a run store: key -> its recorded losses."""
+    db = RunStore(store)
+    keys = [k for (k,) in db._db.execute("SELECT key FROM runs")]
+    runs = db.get(keys)
+    db.close()
+    return {k: r.losses.tolist() for k, r in runs.items()}
 
 
 def write_spec(folder: Path, spec: dict, name: str = "tiny.yaml") -> Path:

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import UCI_DIR, small_spec, write_spec
+from conftest import UCI_DIR, all_losses, small_spec, write_spec
 from overparam.data import load_dataset
 from overparam.execute import train_group
 from overparam.plan import grouped, plan_runs
 from overparam.specload import load_spec
-from overparam.store import RunStore
 
 
 def sweep_spec(steps: int) -> dict:
@@ -46,14 +45,6 @@ def stored_rows(store: Path) -> int:
             return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
-
-
-def all_losses(store: Path) -> dict[str, list[float]]:
-    db = RunStore(store)
-    keys = [k for (k,) in db._db.execute("SELECT key FROM runs")]
-    runs = db.get(keys)
-    db.close()
-    return {k: r.losses.tolist() for k, r in runs.items()}
 
 
 def test_a_killed_sweep_resumes_from_the_store_with_the_same_numbers(tmp_path: Path) -> None:

@@ -11,12 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import write_spec
+from conftest import all_losses, write_spec
 from overparam.cli import app
 from overparam.errors import OverparamError
 from overparam.results import ModelResult, Results
 from overparam.specload import load_spec
-from overparam.store import RunStore
 from overparam.sweep import Cell, RowResult, evaluate_region, map_cells
 from overparam.sweep_spec import RegionCheck, SweepSpec
 
@@ -173,14 +172,6 @@ def test_a_map_whose_region_claim_is_false_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "cell(s) break it" in result.output
 
 
-def _stored_losses(store: Path) -> dict[str, list[float]]:
-    db = RunStore(store)
-    keys = [key for (key,) in db._db.execute("SELECT key FROM runs")]
-    runs = db.get(keys)
-    db.close()
-    return {key: run.losses.tolist() for key, run in runs.items()}
-
-
 @pytest.mark.parametrize("backend", [["--jobs", "2"], ["--executor", "ray", "--jobs", "2"]], ids=["processes", "ray"])
 def test_every_executor_gives_the_in_process_numbers(tmp_path: Path, backend: list[str]) -> None:
     if "ray" in backend:
@@ -205,7 +196,7 @@ def test_every_executor_gives_the_in_process_numbers(tmp_path: Path, backend: li
 
             ray.shutdown()  # the local Ray instance this test started
     assert other.exit_code == 0, other.output
-    assert _stored_losses(remote) == _stored_losses(local)
+    assert all_losses(remote) == all_losses(local)
 
 
 def test_address_without_ray_is_one_clear_line(tmp_path: Path) -> None:

@@ -151,7 +151,9 @@ def _map_figure(inputs: SweepInputs, path: Path) -> None:
     image = left.imshow(medians, cmap="RdBu", norm=mcolors.Normalize(-reach, reach), aspect="auto")
     for i, row in enumerate(rows):
         for j, n in enumerate(depths):
-            left.text(j, i, _cell_text(inputs.cells[row, n]).replace(" (", "\n("), ha="center", va="center", fontsize=7)
+            dark = abs(medians[i][j]) > 0.6 * reach  # NaN compares False: black text on a blank cell
+            colour = "white" if dark else "black"
+            left.text(j, i, _cell_text(inputs.cells[row, n]).replace(" (", "\n("), ha="center", va="center", fontsize=7, color=colour)
     left.set_xticks(range(len(depths)), [f"depth {n}" for n in depths])
     left.set_yticks(range(len(rows)), rows)
     left.set_title("speed-up over depth 1 (median over seeds)", fontsize=9)
