@@ -102,8 +102,9 @@ class RayExecutor:
         data_refs: dict[int, Any] = {}
         pending: dict[Any, Job] = {}
         for job in jobs:
-            ref = data_refs.setdefault(id(job.dataset), ray.put(job.dataset))
-            pending[task.remote(job.runs, ref, device, 1)] = job
+            if id(job.dataset) not in data_refs:  # each dataset goes to the object store once
+                data_refs[id(job.dataset)] = ray.put(job.dataset)
+            pending[task.remote(job.runs, data_refs[id(job.dataset)], device, 1)] = job
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
