@@ -159,7 +159,8 @@ def _map_figure(inputs: SweepInputs, path: Path) -> None:
     left.set_title("speed-up over depth 1 (median over seeds)", fontsize=9)
     bar = fig.colorbar(image, ax=left)
     bar.set_label("log10 speed-up (blue: depth helps)")
-    for colour, row in zip(COLOURS * 4, rows):
+    palette = COLOURS if len(rows) <= len(COLOURS) else [plt.get_cmap("tab20")(i) for i in range(len(rows))]
+    for colour, row in zip(palette, rows):
         cells = [inputs.cells[row, n] for n in depths]
         xs = [n for n, c in zip(depths, cells) if c.speedups is not None]
         usable = [c for c in cells if c.speedups is not None]
