@@ -6,14 +6,17 @@ Workloads are shaped like the paper's Ethanol task (2565 × 128, ℓ4). "plain l
 would write: an nn.Linear stack without bias, autograd, torch.optim.SGD, one run at a time.
 "data pass" is the floor for any full-batch method: one X·v and one Xᵀ·u per run and step,
 timed as the same two batched matrix products the engine makes. Ratios are per run-step.
-Not a test: timings depend on the machine; run it on a quiet one.
+Not a test: timings depend on the machine; run it on a quiet one. Each number is the median of
+`--repeat` measurements, since a shared VM's timings move by ±25% from one to the next.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import torch
@@ -90,10 +93,16 @@ def data_pass_us(runs: int, steps: int, device: str, dtype: torch.dtype) -> floa
     return (time.perf_counter() - start) / (steps * runs) * 1e6
 
 
+def median_us(repeat: int, measure: Callable[..., float], *args: object) -> float:
+    """The median of `repeat` calls of `measure(*args)`."""
+    return statistics.median(measure(*args) for _ in range(repeat))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="engine steps per measurement")
     parser.add_argument("--runs", type=int, default=48, help="runs batched together (12 lrs × 4 seeds)")
+    parser.add_argument("--repeat", type=int, default=5, help="measurements per number (the median is shown)")
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(
@@ -103,10 +112,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for device in devices:
         for dtype in (torch.float64, torch.float32):
-            floor = data_pass_us(args.runs, args.steps, device, dtype)
+            floor = median_us(args.repeat, data_pass_us, args.runs, args.steps, device, dtype)
             for depth, width in [(1, 1), (2, 1), (3, 1), (3, 10), (2, 100), (3, 100), (4, 100), (8, 100)]:
-                ours = ours_us(depth, width, args.runs, args.steps, device, dtype)
-                plain = plain_loop_us(depth, width, max(10, args.steps // 10), device, dtype) if (depth, width) == (3, 100) else None
+                ours = median_us(args.repeat, ours_us, depth, width, args.runs, args.steps, device, dtype)
+                timed_plain = (depth, width) == (3, 100)
+                plain = (
+                    median_us(args.repeat, plain_loop_us, depth, width, max(10, args.steps // 10), device, dtype) if timed_plain else None
+                )
                 ratio = f"{plain / ours:.0f}×" if plain else "—"
                 plain_text = f"{plain:.0f}" if plain else "—"
                 name = f"depth {depth}, width {width}, {args.runs} runs"
