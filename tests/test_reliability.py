@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,17 @@ import torch
 from conftest import UCI_DIR, all_losses, small_spec, write_spec
 from overparam.data import load_dataset
 from overparam.execute import train_group
-from overparam.plan import grouped, plan_runs
+from overparam.plan import MAX_SHARED_RUNS, grouped, plan_runs
 from overparam.specload import load_spec
 
 
 def sweep_spec(steps: int) -> dict:
-    """Four groups (one per model shape), each long enough to be interrupted between groups."""
-    models = [{"name": f"depth-{n}", "kind": "linear_net", "depth": n, "width": 5} for n in (1, 2, 3, 4)]
+    """Four groups, each long enough to be interrupted between groups (one loss per model, so
+    that they cannot share one pass over the data and one program)."""
+    models = [
+        {"name": f"depth-{n}", "kind": "linear_net", "depth": n, "width": 5, "loss": {"kind": "lp", "p": p}}
+        for n, p in zip((1, 2, 3, 4), (2.0, 3.0, 4.0, 6.0))
+    ]
     return small_spec(
         models=models,
         train={"steps": steps, "record_every": 100, "init": {"kind": "normal", "std": 0.1}},
@@ -121,6 +126,30 @@ def test_a_runs_numbers_do_not_depend_on_the_runs_that_share_its_batch(tmp_path:
             mine = result[group.index(target)]
             assert torch.equal(mine.losses, alone.losses), f"{model}: a batch of {len(group)} changed the loss curve"
             assert torch.equal(mine.end_to_end, alone.end_to_end), f"{model}: a batch of {len(group)} changed W_e"
+
+
+@pytest.mark.parametrize("p", [4.0, 2.0])
+def test_a_runs_numbers_do_not_depend_on_the_models_that_share_its_data_pass(tmp_path: Path, p: float) -> None:
+    runs, dataset = _planned_runs(tmp_path, p, {"kind": "uci_gas", "gas_class": 1, "standardize": True})
+    assert len(grouped(runs)) == 1  # six model kinds and shapes, one program
+    together = train_group(runs, dataset, "cpu", lambda _: None)
+    for run, shared in zip(runs, together):
+        alone = train_group([run], dataset, "cpu", lambda _: None)[0]
+        assert shared.key == alone.key
+        assert torch.equal(shared.losses, alone.losses), f"{run.model} lr={run.lr}: sharing the data pass changed the loss curve"
+        assert torch.equal(shared.end_to_end, alone.end_to_end), f"{run.model} lr={run.lr}: sharing the data pass changed W_e"
+
+
+def test_programs_share_a_data_pass_only_where_loss_and_schedule_agree(tmp_path: Path) -> None:
+    runs = _planned_runs(tmp_path, 4.0, {"kind": "synthetic", "n": 300, "d": 17})[0]
+    runs += _planned_runs(tmp_path, 2.0, {"kind": "synthetic", "n": 300, "d": 17})[0]
+    programs = grouped(runs)
+    assert sorted(map(len, programs)) == [60, 60]
+    for program in programs:
+        assert len({run.pass_key for run in program}) == 1
+    many = [replace(run, config={**run.config, "model": {**run.config["model"], "width": w}}) for w in range(2, 9) for run in runs[:10]]
+    sizes = [len(program) for program in grouped(many)]
+    assert max(sizes) <= MAX_SHARED_RUNS and sum(sizes) == 70
 
 
 def test_a_runs_numbers_do_not_depend_on_the_thread_count(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Train one group of planned runs as one batched program (executors decide where groups run)."""
+"""Train one group of planned runs (plan.grouped) as one program (executors decide where groups run)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from overparam.dataset import Dataset
-from overparam.engine import DeepLinear, EndToEnd, WarmupForm, run_loop
+from overparam.engine import DeepLinear, EndToEnd, Stacked, WarmupForm, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
 from overparam.engine.optim import parse_optimizer
 from overparam.plan import Run
@@ -23,14 +23,25 @@ Progress = Callable[[int], None]  # run-steps just finished
 
 
 def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Progress) -> list[StoredRun]:
-    """Runs of one shape, trained together; each run's numbers depend only on its own config."""
+    """One program of plan.grouped: a batched model per shape, one pass over the data per step
+    for all of them. Each run's numbers depend only on its own config."""
     first = group[0].config
     dtype = DTYPES[first["dtype"]]
     X = dataset.X.to(device=device, dtype=dtype)
     y = dataset.y.to(device=device, dtype=dtype)
-    padded = group + [group[-1]] * (MIN_BATCH - len(group))
-    lr = torch.tensor([r.lr for r in padded], dtype=dtype, device=device)
-    model = _batched_model(padded, X.shape[1], lr, dtype, device)
+    shapes: dict[str, list[int]] = {}  # batch_key → positions in `group`
+    for i, run in enumerate(group):
+        shapes.setdefault(run.batch_key, []).append(i)
+    models, rows, offset = [], [0] * len(group), 0  # rows[i]: the row of group[i] in the stacked batch
+    for positions in shapes.values():
+        runs = [group[i] for i in positions]
+        padded = runs + [runs[-1]] * (MIN_BATCH - len(runs))
+        for k, i in enumerate(positions):
+            rows[i] = offset + k
+        offset += len(padded)
+        lr = torch.tensor([r.lr for r in padded], dtype=dtype, device=device)
+        models.append(_batched_model(padded, X.shape[1], lr, dtype, device))
+    model = models[0] if len(models) == 1 else Stacked(models)
     last = 0
 
     def advance(step: int) -> None:
@@ -41,8 +52,11 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
     start = time.perf_counter()
     trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance, first["record_end_to_end"])
     share = (time.perf_counter() - start) / len(group)
-    vectors = list(trace.end_to_end) if trace.end_to_end is not None else [None] * len(group)
-    return [StoredRun(run.key, run.config, trace.losses[i], trace.diverged_at[i], share, device, vectors[i]) for i, run in enumerate(group)]
+    stored = []
+    for run, row in zip(group, rows):
+        vector = trace.end_to_end[row] if trace.end_to_end is not None else None
+        stored.append(StoredRun(run.key, run.config, trace.losses[row], trace.diverged_at[row], share, device, vector))
+    return stored
 
 
 def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> DeepLinear | EndToEnd | WarmupForm:

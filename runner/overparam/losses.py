@@ -33,6 +33,16 @@ def lp_residual_grad(residual: torch.Tensor, p: float) -> torch.Tensor:
     return residual.abs().pow(p - 1.0) * residual.sign() * (p / n)
 
 
+def lp_residual_power_(residual: torch.Tensor, p: float) -> torch.Tensor:
+    """|r|^{p−1}·sign(r) in place: dL/dr without its constant factor p/n, for the step loop,
+    which applies that factor to the d-sized gradient instead of the n-sized residual."""
+    if p == 2.0:
+        return residual
+    if p == 4.0:
+        return residual.pow_(3)
+    return residual.sign().mul_(residual.abs_().pow_(p - 1.0))
+
+
 def lp_optimum(X: torch.Tensor, y: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
     """The exact minimiser w* and L* of the convex depth-1 problem, in float64.
 

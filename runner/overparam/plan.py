@@ -9,7 +9,7 @@ from typing import Any
 
 from overparam.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
 
-ENGINE_VERSION = "3"  # bump when a change to the engine changes numbers: it invalidates the store (3: groups padded to 4, MKL strict mode)
+ENGINE_VERSION = "4"  # bump when a change to the engine changes numbers: it invalidates the store (3: groups padded to 4, MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,19 @@ class Run:
         (with a horizon schedule, runs at different lrs differ in steps and are batched apart)."""
         shared = {k: v for k, v in self.config.items() if k not in ("lr", "seed", "init")}
         return json.dumps(shared, sort_keys=True)
+
+    @property
+    def pass_key(self) -> str:
+        """Runs that can share one pass over the data per step, whatever their model:
+        the same loss, steps, recording schedule and dtype."""
+        shared = {k: v for k, v in self.config.items() if k in PASS_SHARED}
+        return json.dumps(shared, sort_keys=True)
+
+
+PASS_SHARED = ("loss", "steps", "record_every", "dtype", "record_end_to_end")
+# A pass over the data costs the same per run from about 48 runs up (bench/engine_speed.py), so
+# packing beyond this only takes parallelism away from the executors.
+MAX_SHARED_RUNS = 64
 
 
 def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
@@ -75,8 +88,20 @@ def run_key(config: dict[str, Any], data_fingerprint: str) -> str:
 
 
 def grouped(runs: list[Run]) -> list[list[Run]]:
-    """Runs batched by `batch_key`, in first-seen order."""
-    groups: dict[str, list[Run]] = {}
+    """The programs to train, in first-seen order. Runs of one `batch_key` form one batched
+    model; models with the same `pass_key` are packed into one program, which makes one pass
+    over the data per step for all of them, as long as it stays within MAX_SHARED_RUNS runs."""
+    shapes: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(run.batch_key, []).append(run)
-    return list(groups.values())
+        shapes.setdefault(run.batch_key, []).append(run)
+    programs: list[list[Run]] = []
+    filling: dict[str, list[Run]] = {}  # the program each pass_key is adding to
+    for shape in shapes.values():
+        program = filling.get(shape[0].pass_key)
+        if program is not None and len(program) + len(shape) <= MAX_SHARED_RUNS:
+            program.extend(shape)
+        else:
+            program = list(shape)
+            programs.append(program)
+            filling[shape[0].pass_key] = program
+    return programs

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import torch
 
-from overparam.losses import lp_residual_grad, lp_value
+from overparam.losses import lp_residual_power_, lp_value
 
 DIVERGED_ABOVE = 1e100  # a loss this large never comes back: call the run diverged
 
@@ -33,15 +33,17 @@ class Objective(Protocol):
 
 
 class DataPass:
-    """ℓp through the data: r = Xw − y, L = mean |r|^p, ∇L¹ = Xᵀ ∂L/∂r. Two passes over X per step."""
+    """ℓp through the data: r = Xw − y, L = mean |r|^p, ∇L¹ = Xᵀ ∂L/∂r. Two passes over X per step;
+    the n-sized work in between happens in place, on one buffer."""
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, p: float) -> None:
         self.X, self.y, self.p = X, y, p
+        self.scale = p / X.shape[0]  # ∂L/∂r = (p/n)·|r|^{p−1}·sign(r)
 
     def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
-        residual = torch.mm(w, self.X.T) - self.y  # (R, n)
+        residual = torch.mm(w, self.X.T).sub_(self.y)  # (R, n)
         loss = lp_value(residual, self.p) if with_loss else None
-        return loss, torch.mm(lp_residual_grad(residual, self.p), self.X)  # (R, d)
+        return loss, torch.mm(lp_residual_power_(residual, self.p), self.X).mul_(self.scale)  # (R, d)
 
 
 class Gram:

@@ -116,3 +116,25 @@ class WarmupForm:
         self.w[runs] = 0.0
         self.omega[runs] = 1.0
         self.lr[runs] = 0.0
+
+
+class Stacked:
+    """Several batched models trained as one: their runs are stacked row-wise, so the step loop
+    makes one pass over the data for all of them. A run's numbers do not change (the data pass
+    treats rows independently, and each model keeps its own tensors)."""
+
+    def __init__(self, models: list[DeepLinear | EndToEnd | WarmupForm]) -> None:
+        self.models = models
+        self.sizes = [model.lr.shape[0] for model in models]
+
+    def end_to_end(self) -> torch.Tensor:
+        return torch.cat([model.end_to_end() for model in self.models])
+
+    def descend(self, g: torch.Tensor) -> None:
+        for model, part in zip(self.models, g.split(self.sizes)):
+            model.descend(part)
+
+    def freeze(self, runs: torch.Tensor) -> None:
+        for model, part in zip(self.models, runs.split(self.sizes)):
+            if bool(part.any()):
+                model.freeze(part)
