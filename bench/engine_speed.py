@@ -1,13 +1,20 @@
 """Engine speed against a plain PyTorch loop and against the data-pass limit.
 
-    python bench/engine_speed.py            # CPU (and CUDA where present); prints a Markdown table
+    python bench/engine_speed.py            # CPU (and CUDA where present); prints Markdown tables
 
 Workloads are shaped like the paper's Ethanol task (2565 × 128, ℓ4). "plain loop" is what a user
 would write: an nn.Linear stack without bias, autograd, torch.optim.SGD, one run at a time.
 "data pass" is the floor for any full-batch method: one X·v and one Xᵀ·u per run and step,
 timed as the same two batched matrix products the engine makes. Ratios are per run-step.
-Not a test: timings depend on the machine; run it on a quiet one. Each number is the median of
-`--repeat` measurements, since a shared VM's timings move by ±25% from one to the next.
+Not a test: timings depend on the machine; run it on a quiet one. A shared VM's timings move by
+±25% from one measurement to the next, so each workload is measured `--repeat` times, each time
+right after its data-pass floor, and the table shows medians (the ratio: the median of the
+per-repetition ratios).
+
+The second table is the data pass shared by models of different shapes (plan.grouped packs
+them into one program): the same runs trained one model after the other, each with its own
+pass over the data, and stacked into one program with one pass. The third is the peak memory
+of a fresh process by runs and steps: only the recorded losses grow with the steps.
 """
 
 from __future__ import annotations
@@ -15,14 +22,18 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from overparam.engine import DeepLinear, run_loop
+from overparam.engine import DeepLinear, Stacked, run_loop
 from overparam.engine.init import NormalInit, initial_layers
 
 N, D = 2565, 128
@@ -40,18 +51,29 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def ours_us(depth: int, width: int, runs: int, steps: int, device: str, dtype: torch.dtype) -> float:
-    """µs per run-step of the engine on `runs` runs batched together."""
-    X, y = problem(device, dtype)
+def deep_linear(depth: int, width: int, runs: int, device: str, dtype: torch.dtype) -> DeepLinear:
+    """`runs` runs of one shape, seeds 0…runs−1, at lr 1e-4 (stable for every workload here)."""
     inits = [initial_layers(NormalInit(kind="normal", std=0.01), D, depth, width, seed) for seed in range(runs)]
     layers = [torch.stack([i[j] for i in inits]).to(device, dtype) for j in range(depth)]
-    lr = torch.full((runs,), 1e-4, dtype=dtype, device=device)
-    run_loop(DeepLinear([W.clone() for W in layers], lr, 0.0), X, y, 4.0, 5, 5)  # warm-up
+    return DeepLinear(layers, torch.full((runs,), 1e-4, dtype=dtype, device=device), 0.0)
+
+
+def ours_us(shapes: list[tuple[int, int, int]], steps: int, device: str, dtype: torch.dtype, shared: bool = True) -> float:
+    """µs per run-step of the engine on `shapes` (depth, width, runs): one program with one data
+    pass for all (`shared`), or one program per shape, one after the other."""
+    X, y = problem(device, dtype)
+    programs = (
+        [[deep_linear(*shape, device, dtype) for shape in shapes]] if shared else [[deep_linear(*shape, device, dtype)] for shape in shapes]
+    )
+    models = [models[0] if len(models) == 1 else Stacked(models) for models in programs]
+    for model in models:
+        run_loop(model, X, y, 4.0, 5, 5)  # warm-up
     _sync(device)
     start = time.perf_counter()
-    run_loop(DeepLinear(layers, lr, 0.0), X, y, 4.0, steps, steps)
+    for model in models:
+        run_loop(model, X, y, 4.0, steps, steps)
     _sync(device)
-    return (time.perf_counter() - start) / (steps * runs) * 1e6
+    return (time.perf_counter() - start) / (steps * sum(runs for _, _, runs in shapes)) * 1e6
 
 
 def plain_loop_us(depth: int, width: int, steps: int, device: str, dtype: torch.dtype) -> float:
@@ -93,9 +115,74 @@ def data_pass_us(runs: int, steps: int, device: str, dtype: torch.dtype) -> floa
     return (time.perf_counter() - start) / (steps * runs) * 1e6
 
 
-def median_us(repeat: int, measure: Callable[..., float], *args: object) -> float:
-    """The median of `repeat` calls of `measure(*args)`."""
-    return statistics.median(measure(*args) for _ in range(repeat))
+def medians(repeat: int, measures: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """Each measure's median over `repeat` rounds, the measures interleaved in every round, and
+    "ratio <name>": the median of <name>'s per-round ratio to the first measure."""
+    rounds = [{name: measure() for name, measure in measures.items()} for _ in range(repeat)]
+    first = next(iter(measures))
+    result = {name: statistics.median(r[name] for r in rounds) for name in measures}
+    result.update({f"ratio {name}": statistics.median(r[name] / r[first] for r in rounds) for name in measures})
+    return result
+
+
+WORKLOADS = [(1, 1), (2, 1), (3, 1), (3, 10), (2, 100), (3, 100), (4, 100), (8, 100)]
+SHARED_WORKLOADS = {
+    "l4_depth default: depths 1, 2, 3 (width 100) × 21 runs": [(1, 1, 21), (2, 100, 21), (3, 100, 21)],
+    "width: depth 2 at 8 widths (1…100) × 4 runs": [(2, w, 4) for w in (1, 2, 5, 10, 20, 50, 100, 200)],
+}
+
+
+def engine_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> None:
+    for depth, width in WORKLOADS:
+        timed_plain = (depth, width) == (3, 100)
+        measures = {
+            "floor": partial(data_pass_us, args.runs, args.steps, device, dtype),
+            "ours": partial(ours_us, [(depth, width, args.runs)], args.steps, device, dtype),
+        }
+        if timed_plain:
+            measures["plain"] = partial(plain_loop_us, depth, width, max(10, args.steps // 10), device, dtype)
+        m = medians(args.repeat, measures)
+        ratio = f"{m['ratio plain'] / m['ratio ours']:.0f}×" if timed_plain else "—"
+        plain = f"{m['plain']:.0f}" if timed_plain else "—"
+        name = f"depth {depth}, width {width}, {args.runs} runs"
+        print(
+            f"| {device} | {str(dtype).removeprefix('torch.')} | {name} | {m['ours']:.1f} | {plain} | {ratio} | {m['floor']:.1f} | {m['ratio ours']:.1f} |",
+            flush=True,
+        )
+
+
+def sharing_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> None:
+    for name, shapes in SHARED_WORKLOADS.items():
+        m = medians(
+            args.repeat,
+            {
+                "apart": partial(ours_us, shapes, args.steps, device, dtype, shared=False),
+                "shared": partial(ours_us, shapes, args.steps, device, dtype, shared=True),
+            },
+        )
+        print(
+            f"| {device} | {str(dtype).removeprefix('torch.')} | {name} | {m['apart']:.1f} | {m['shared']:.1f} | {1 / m['ratio shared']:.2f}× |",
+            flush=True,
+        )
+
+
+def peak_rss_mb(runs: int, steps: int) -> float:
+    """Peak resident memory of a fresh process that trains `runs` depth-3, width-100 runs for
+    `steps` steps in float64, recording every 100 steps."""
+    code = (
+        "import resource, sys, torch; sys.path.insert(0, 'bench'); import engine_speed as b; "
+        f"X, y = b.problem('cpu', torch.float64); b.run_loop(b.deep_linear(3, 100, {runs}, 'cpu', torch.float64), X, y, 4.0, {steps}, 100); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def memory_table() -> None:
+    base = peak_rss_mb(4, 0)
+    for runs, steps in [(48, 1000), (48, 10000), (96, 1000), (192, 1000)]:
+        peak = peak_rss_mb(runs, steps)
+        print(f"| {runs} | {steps} | {peak:.0f} | {peak - base:.0f} |", flush=True)
 
 
 def main() -> None:
@@ -105,26 +192,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="measurements per number (the median is shown)")
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    names = [torch.cuda.get_device_name(0)] if "cuda" in devices else []
     print(
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {datetime.now(timezone.utc):%Y-%m-%d}"
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {', '.join(names) or 'no GPU'}, torch {torch.__version__}, {datetime.now(timezone.utc):%Y-%m-%d}"
     )
     print("\n| device | dtype | workload | ours µs/run-step | plain loop µs/step | ratio | data pass µs/run-step | ours / data pass |")
     print("|---|---|---|---|---|---|---|---|")
     for device in devices:
         for dtype in (torch.float64, torch.float32):
-            floor = median_us(args.repeat, data_pass_us, args.runs, args.steps, device, dtype)
-            for depth, width in [(1, 1), (2, 1), (3, 1), (3, 10), (2, 100), (3, 100), (4, 100), (8, 100)]:
-                ours = median_us(args.repeat, ours_us, depth, width, args.runs, args.steps, device, dtype)
-                timed_plain = (depth, width) == (3, 100)
-                plain = (
-                    median_us(args.repeat, plain_loop_us, depth, width, max(10, args.steps // 10), device, dtype) if timed_plain else None
-                )
-                ratio = f"{plain / ours:.0f}×" if plain else "—"
-                plain_text = f"{plain:.0f}" if plain else "—"
-                name = f"depth {depth}, width {width}, {args.runs} runs"
-                print(
-                    f"| {device} | {str(dtype).removeprefix('torch.')} | {name} | {ours:.1f} | {plain_text} | {ratio} | {floor:.1f} | {ours / floor:.1f} |"
-                )
+            engine_table(device, dtype, args)
+    print("\n| device | dtype | workload | a program per shape µs/run-step | one shared program µs/run-step | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for device in devices:
+        for dtype in (torch.float64, torch.float32):
+            sharing_table(device, dtype, args)
+    print("\n| runs (depth 3, width 100, float64, CPU) | steps | peak RSS MB | above 4 runs × 0 steps MB |")
+    print("|---|---|---|---|")
+    memory_table()
 
 
 if __name__ == "__main__":
