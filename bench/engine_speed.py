@@ -129,7 +129,7 @@ def medians(repeat: int, measures: dict[str, Callable[[], float]]) -> dict[str, 
 WORKLOADS = [(1, 1), (2, 1), (3, 1), (3, 10), (2, 100), (3, 100), (4, 100), (8, 100)]
 SHARED_WORKLOADS = {
     "l4_depth default: depths 1, 2, 3 (width 100) × 21 runs": [(1, 1, 21), (2, 100, 21), (3, 100, 21)],
-    "width: depth 2 at 8 widths (1…100) × 4 runs": [(2, w, 4) for w in (1, 2, 5, 10, 20, 50, 100, 200)],
+    "width: depth 2 at 8 widths (1…200) × 4 runs": [(2, w, 4) for w in (1, 2, 5, 10, 20, 50, 100, 200)],
 }
 
 
