@@ -16,7 +16,7 @@ from overparam.store import StoredRun
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # BLAS takes other kernels (another summation order) for products with 1–3 runs than for 4 or
-# more; padding every group to 4 makes a run's numbers independent of the group it lands in
+# more; padding each model's runs to 4 makes a run's numbers independent of the group it lands in
 # (tests/test_reliability.py proves it bit for bit). The padding copies are trained and dropped.
 MIN_BATCH = 4
 Progress = Callable[[int], None]  # run-steps just finished
