@@ -25,12 +25,7 @@ def lp_value(residual: torch.Tensor, p: float) -> torch.Tensor:
 
 def lp_residual_grad(residual: torch.Tensor, p: float) -> torch.Tensor:
     """dL/dr for the mean: (p/n)·|r|^{p−1}·sign(r), shaped like `residual` (..., n)."""
-    n = residual.shape[-1]
-    if p == 2.0:
-        return residual * (2.0 / n)
-    if p == 4.0:
-        return residual.pow(3) * (4.0 / n)
-    return residual.abs().pow(p - 1.0) * residual.sign() * (p / n)
+    return lp_residual_power_(residual.clone(), p) * (p / residual.shape[-1])
 
 
 def lp_residual_power_(residual: torch.Tensor, p: float) -> torch.Tensor:
