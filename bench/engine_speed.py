@@ -36,6 +36,7 @@ from torch import nn
 
 from overparam.engine import DeepLinear, Stacked, run_loop
 from overparam.engine.init import NormalInit, initial_layers
+from overparam.engine.kernel import FusedKernel, fused_kernel
 
 N, D = 2565, 128
 
@@ -52,19 +53,28 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def deep_linear(depth: int, width: int, runs: int, device: str, dtype: torch.dtype) -> DeepLinear:
+def kernel_for(device: str) -> FusedKernel | None:
+    """What the engine trains with on `device` (execute._batched_model makes the same choice)."""
+    return fused_kernel() if device == "cpu" else None
+
+
+def deep_linear(depth: int, width: int, runs: int, device: str, dtype: torch.dtype, kernel: FusedKernel | None = None) -> DeepLinear:
     """`runs` runs of one shape, seeds 0…runs−1, at lr 1e-4 (stable for every workload here)."""
     inits = [initial_layers(NormalInit(kind="normal", std=0.01), D, depth, width, seed) for seed in range(runs)]
     layers = [torch.stack([i[j] for i in inits]).to(device, dtype) for j in range(depth)]
-    return DeepLinear(layers, torch.full((runs,), 1e-4, dtype=dtype, device=device), 0.0)
+    return DeepLinear(layers, torch.full((runs,), 1e-4, dtype=dtype, device=device), 0.0, kernel=kernel)
 
 
-def ours_us(shapes: list[tuple[int, int, int]], steps: int, device: str, dtype: torch.dtype, shared: bool = True) -> float:
+def ours_us(
+    shapes: list[tuple[int, int, int]], steps: int, device: str, dtype: torch.dtype, shared: bool = True, kernel: FusedKernel | None = None
+) -> float:
     """µs per run-step of the engine on `shapes` (depth, width, runs): one program with one data
     pass for all (`shared`), or one program per shape, one after the other."""
     X, y = problem(device, dtype)
     programs = (
-        [[deep_linear(*shape, device, dtype) for shape in shapes]] if shared else [[deep_linear(*shape, device, dtype)] for shape in shapes]
+        [[deep_linear(*shape, device, dtype, kernel) for shape in shapes]]
+        if shared
+        else [[deep_linear(*shape, device, dtype, kernel)] for shape in shapes]
     )
     models = [models[0] if len(models) == 1 else Stacked(models) for models in programs]
     for model in models:

@@ -7,6 +7,7 @@ import torch
 
 from overparam.engine import DeepLinear, EndToEnd, run_loop
 from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initial_end_to_end, initial_layers, layer_shapes
+from overparam.engine.kernel import FusedKernel, fused_kernel
 from overparam.losses import lp_optimum, lp_residual_grad, lp_value
 
 
@@ -35,9 +36,22 @@ def autograd_grads(layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor,
     return list(torch.autograd.grad(loss, params))
 
 
-def one_engine_step(layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, p: float, lr: float, wd: float) -> list[torch.Tensor]:
+@pytest.fixture(params=["torch ops", "fused kernel"])
+def kernel(request: pytest.FixtureRequest) -> FusedKernel | None:
+    """The engine's two ways to take a step; both must be gradient descent."""
+    if request.param == "torch ops":
+        return None
+    built = fused_kernel()
+    if built is None:
+        pytest.skip("the fused kernel cannot be built here (no C compiler)")
+    return built
+
+
+def one_engine_step(
+    layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, p: float, lr: float, wd: float, kernel: FusedKernel | None
+) -> list[torch.Tensor]:
     batched = [W.clone().unsqueeze(0) for W in layers]
-    model = DeepLinear(batched, torch.tensor([lr]), wd)
+    model = DeepLinear(batched, torch.tensor([lr]), wd, kernel=kernel)
     w = model.end_to_end()
     g = torch.mm(lp_residual_grad(torch.mm(w, X.T) - y, p), X)
     model.descend(g)
@@ -46,22 +60,22 @@ def one_engine_step(layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor
 
 @pytest.mark.parametrize("depth,width", [(1, 1), (2, 1), (2, 5), (3, 4), (4, 9), (6, 3)])
 @pytest.mark.parametrize("p", [2.0, 3.0, 4.0, 6.5])
-def test_engine_step_is_gradient_descent_with_autograd_gradients(depth: int, width: int, p: float) -> None:
+def test_engine_step_is_gradient_descent_with_autograd_gradients(depth: int, width: int, p: float, kernel: FusedKernel | None) -> None:
     X, y = problem(seed=depth * 10 + width)
     layers = initial_layers(NormalInit(kind="normal", std=0.6), X.shape[1], depth, width, seed=depth + width)
     lr = 1e-3
-    after = one_engine_step(layers, X, y, p, lr, wd=0.0)
+    after = one_engine_step(layers, X, y, p, lr, 0.0, kernel)
     for before, new, grad in zip(layers, after, autograd_grads(layers, X, y, p, 0.0)):
         engine_grad = (before - new) / lr
         assert torch.allclose(engine_grad, grad, rtol=1e-10, atol=1e-10 * float(grad.abs().max()))
 
 
 @pytest.mark.parametrize("depth", [1, 3])
-def test_weight_decay_matches_an_l2_penalty_of_half_lambda(depth: int) -> None:
+def test_weight_decay_matches_an_l2_penalty_of_half_lambda(depth: int, kernel: FusedKernel | None) -> None:
     X, y = problem()
     layers = initial_layers(NormalInit(kind="normal", std=0.5), X.shape[1], depth, 4, seed=1)
     lr, wd = 1e-3, 0.07
-    after = one_engine_step(layers, X, y, 4.0, lr, wd)
+    after = one_engine_step(layers, X, y, 4.0, lr, wd, kernel)
     for before, new, grad in zip(layers, after, autograd_grads(layers, X, y, 4.0, wd)):
         assert torch.allclose((before - new) / lr, grad, rtol=1e-10, atol=1e-12)
 

@@ -10,6 +10,7 @@ import torch
 from overparam.dataset import Dataset
 from overparam.engine import DeepLinear, EndToEnd, Stacked, WarmupForm, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
+from overparam.engine.kernel import fused_kernel
 from overparam.engine.optim import parse_optimizer
 from overparam.plan import Run
 from overparam.store import StoredRun
@@ -33,14 +34,18 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
     for i, run in enumerate(group):
         shapes.setdefault(run.batch_key, []).append(i)
     models, rows, offset = [], [0] * len(group), 0  # rows[i]: the row of group[i] in the stacked batch
+    trained_on = [device] * len(group)  # what each run's numbers came from, for its report
     for positions in shapes.values():
         runs = [group[i] for i in positions]
         padded = runs + [runs[-1]] * (MIN_BATCH - len(runs))
+        lr = torch.tensor([r.lr for r in padded], dtype=dtype, device=device)
+        model = _batched_model(padded, X.shape[1], lr, dtype, device)
         for k, i in enumerate(positions):
             rows[i] = offset + k
+            if isinstance(model, DeepLinear) and model.uses_kernel:
+                trained_on[i] = f"{device} (fused C kernel)"
         offset += len(padded)
-        lr = torch.tensor([r.lr for r in padded], dtype=dtype, device=device)
-        models.append(_batched_model(padded, X.shape[1], lr, dtype, device))
+        models.append(model)
     model = models[0] if len(models) == 1 else Stacked(models)
     last = 0
 
@@ -53,9 +58,9 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
     trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance, first["record_end_to_end"])
     share = (time.perf_counter() - start) / len(group)
     stored = []
-    for run, row in zip(group, rows):
+    for run, row, where in zip(group, rows, trained_on):
         vector = trace.end_to_end[row] if trace.end_to_end is not None else None
-        stored.append(StoredRun(run.key, run.config, trace.losses[row], trace.diverged_at[row], share, device, vector))
+        stored.append(StoredRun(run.key, run.config, trace.losses[row], trace.diverged_at[row], share, where, vector))
     return stored
 
 
@@ -74,4 +79,5 @@ def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtyp
     depth, width = shape["depth"], shape["width"] or 1
     per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
     layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]
-    return DeepLinear(layers, lr, weight_decay, parse_optimizer(first["optimizer"]))
+    kernel = fused_kernel() if device == "cpu" else None
+    return DeepLinear(layers, lr, weight_decay, parse_optimizer(first["optimizer"]), kernel)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from overparam.engine.end_to_end import rule10_direction, rule12_direction
+from overparam.engine.kernel import FusedKernel
 from overparam.engine.optim import GradientDescent, Optimizer
 
 
@@ -19,9 +20,17 @@ class DeepLinear:
     For a scalar output, ∂L/∂W_j = a_jᵀ c_j with a_j = W_N⋯W_{j+1} (a row) and
     c_j = g W_1ᵀ⋯W_{j−1}ᵀ (a row): two vector chains and, for plain GD, one rank-1 update
     per layer, never a matrix-matrix product. Other optimisers get the gradient as a matrix.
+    Given a `kernel`, plain GD on the CPU runs in it (the same maths, one pass per layer).
     """
 
-    def __init__(self, layers: list[torch.Tensor], lr: torch.Tensor, weight_decay: float, optimizer: Optimizer | None = None) -> None:
+    def __init__(
+        self,
+        layers: list[torch.Tensor],
+        lr: torch.Tensor,
+        weight_decay: float,
+        optimizer: Optimizer | None = None,
+        kernel: FusedKernel | None = None,
+    ) -> None:
         self.layers = layers  # W_j: (R, h_j, h_{j−1}); W_1: (R, h_1, d), W_N: (R, 1, h_{N−1})
         self.lr = lr.view(-1, 1, 1).clone()  # (R, 1, 1)
         self.step_scale = -self.lr  # (R, 1, 1)
@@ -30,9 +39,17 @@ class DeepLinear:
         self.optimizer = None if optimizer is None or isinstance(optimizer, GradientDescent) else optimizer
         self.states = [self.optimizer.init(W) for W in layers] if self.optimizer else []
         self._above: list[torch.Tensor] = []
+        fits = kernel is not None and self.optimizer is None and kernel.supports(layers)
+        self._fused = kernel.bind(layers, self.step_scale, self.decay) if fits else None
+
+    @property
+    def uses_kernel(self) -> bool:
+        return self._fused is not None
 
     def end_to_end(self) -> torch.Tensor:
         """(R, d); also keeps a_j = W_N⋯W_{j+1} for the backward chain."""
+        if self._fused is not None:
+            return self._fused.end_to_end  # the kernel's step has already computed it
         a = torch.ones_like(self.layers[-1][:, :, :1])  # (R, 1, 1): nothing above W_N
         above = []
         for W in reversed(self.layers):
@@ -42,6 +59,9 @@ class DeepLinear:
         return a.squeeze(1)
 
     def descend(self, g: torch.Tensor) -> None:
+        if self._fused is not None:
+            self._fused.step(g)
+            return
         c = g.unsqueeze(1)  # (R, 1, d)
         for j, (W, a) in enumerate(zip(self.layers, self._above)):
             c_next = torch.bmm(c, W.transpose(1, 2))  # uses W_j before its update
@@ -59,6 +79,8 @@ class DeepLinear:
             W[runs] = 0.0
         self.lr[runs] = 0.0
         self.step_scale[runs] = 0.0
+        if self._fused is not None:
+            self._fused.forward()
         for state in self.states:
             for value in state.values():
                 if isinstance(value, torch.Tensor):
