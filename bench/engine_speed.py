@@ -6,6 +6,8 @@ Workloads are shaped like the paper's Ethanol task (2565 × 128, ℓ4). "plain l
 would write: an nn.Linear stack without bias, autograd, torch.optim.SGD, one run at a time.
 "data pass" is the floor for any full-batch method: one X·v and one Xᵀ·u per run and step,
 timed as the same two batched matrix products the engine makes. Ratios are per run-step.
+"ours" on the CPU is the engine with its fused C kernel (engine/fused_step.c); "torch ops only" is
+the same engine without it: what runs where there is no C compiler.
 Not a test: timings depend on the machine; run it on a quiet one. A shared VM's timings move by
 ±25% from one measurement to the next, so each workload is measured `--repeat` times, each time
 right after its data-pass floor, and the table shows medians (the ratio: the median of the
@@ -144,20 +146,24 @@ SHARED_WORKLOADS = {
 
 
 def engine_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> None:
+    kernel = kernel_for(device)
     for depth, width in WORKLOADS:
         timed_plain = (depth, width) == (3, 100)
         measures = {
             "floor": partial(data_pass_us, args.runs, args.steps, device, dtype),
-            "ours": partial(ours_us, [(depth, width, args.runs)], args.steps, device, dtype),
+            "ours": partial(ours_us, [(depth, width, args.runs)], args.steps, device, dtype, kernel=kernel),
         }
+        if kernel is not None:  # the same engine without its fused kernel: what it does without a C compiler
+            measures["ops"] = partial(ours_us, [(depth, width, args.runs)], args.steps, device, dtype, kernel=None)
         if timed_plain:
             measures["plain"] = partial(plain_loop_us, depth, width, max(10, args.steps // 10), device, dtype)
         m = medians(args.repeat, measures)
         ratio = f"{m['ratio plain'] / m['ratio ours']:.0f}×" if timed_plain else "—"
         plain = f"{m['plain']:.0f}" if timed_plain else "—"
+        ops = f"{m['ops']:.1f} | {m['ratio ops']:.1f}" if kernel is not None else "— | —"
         name = f"depth {depth}, width {width}, {args.runs} runs"
         print(
-            f"| {device} | {str(dtype).removeprefix('torch.')} | {name} | {m['ours']:.1f} | {plain} | {ratio} | {m['floor']:.1f} | {m['ratio ours']:.1f} |",
+            f"| {device} | {str(dtype).removeprefix('torch.')} | {name} | {m['ours']:.1f} | {plain} | {ratio} | {m['floor']:.1f} | {m['ratio ours']:.1f} | {ops} |",
             flush=True,
         )
 
@@ -167,8 +173,8 @@ def sharing_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> 
         m = medians(
             args.repeat,
             {
-                "apart": partial(ours_us, shapes, args.steps, device, dtype, shared=False),
-                "shared": partial(ours_us, shapes, args.steps, device, dtype, shared=True),
+                "apart": partial(ours_us, shapes, args.steps, device, dtype, shared=False, kernel=kernel_for(device)),
+                "shared": partial(ours_us, shapes, args.steps, device, dtype, shared=True, kernel=kernel_for(device)),
             },
         )
         print(
@@ -186,7 +192,8 @@ def resident_mb(runs: int, steps: int) -> float:
         "import os, sys, torch; sys.path.insert(0, 'bench'); import engine_speed as b\n"
         "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
         "X, y = b.problem('cpu', torch.float64); before = rss()\n"
-        f"model = b.deep_linear(3, 100, {runs}, 'cpu', torch.float64); trace = b.run_loop(model, X, y, 4.0, {steps}, 100)\n"
+        f"model = b.deep_linear(3, 100, {runs}, 'cpu', torch.float64, b.kernel_for('cpu'))\n"
+        f"trace = b.run_loop(model, X, y, 4.0, {steps}, 100)\n"
         "print(rss() - before)"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
@@ -207,11 +214,16 @@ def main() -> None:
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     names = [torch.cuda.get_device_name(0)] if "cuda" in devices else []
+    kernel = kernel_for("cpu")
     print(
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {', '.join(names) or 'no GPU'}, torch {torch.__version__}, {datetime.now(timezone.utc):%Y-%m-%d}"
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {', '.join(names) or 'no GPU'}, torch {torch.__version__}, "
+        f"fused kernel: {kernel.path.name if kernel else 'none (no C compiler)'}, {datetime.now(timezone.utc):%Y-%m-%d}"
     )
-    print("\n| device | dtype | workload | ours µs/run-step | plain loop µs/step | ratio | data pass µs/run-step | ours / data pass |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| device | dtype | workload | ours µs/run-step | plain loop µs/step | ratio | data pass µs/run-step | ours / data pass "
+        "| torch ops only µs/run-step | torch ops / data pass |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for device in devices:
         for dtype in (torch.float64, torch.float32):
             engine_table(device, dtype, args)
