@@ -95,10 +95,10 @@ def test_the_kernel_is_not_used_where_it_does_not_apply(fused: FusedKernel) -> N
 
     adam = parse_optimizer({"kind": "adam"})
     layers = [W.to(torch.float64) for W in model(2, 3, [1e-3], torch.float64, None).layers]
-    assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, adam, kernel=fused)._fused is None
-    assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, kernel=fused)._fused is not None
+    assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, adam, kernel=fused).uses_kernel is False
+    assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, kernel=fused).uses_kernel is True
     half = [W.to(torch.float16) for W in layers]
-    assert DeepLinear(half, torch.tensor([1e-3], dtype=torch.float16), 0.0, kernel=fused)._fused is None
+    assert DeepLinear(half, torch.tensor([1e-3], dtype=torch.float16), 0.0, kernel=fused).uses_kernel is False
 
 
 @pytest.mark.parametrize("compiler", ["no-such-compiler-here", "false"])

@@ -16,6 +16,7 @@ import torch
 
 from conftest import UCI_DIR, all_losses, small_spec, write_spec
 from overparam.data import load_dataset
+from overparam.engine.kernel import fused_kernel
 from overparam.execute import train_group
 from overparam.plan import MAX_SHARED_RUNS, grouped, plan_runs
 from overparam.specload import load_spec
@@ -133,6 +134,11 @@ def test_a_runs_numbers_do_not_depend_on_the_models_that_share_its_data_pass(tmp
     runs, dataset = _planned_runs(tmp_path, p, {"kind": "uci_gas", "gas_class": 1, "standardize": True})
     assert len(grouped(runs)) == 1  # six model kinds and shapes, one program
     together = train_group(runs, dataset, "cpu", lambda _: None)
+    # Each run records what trained it: plain GD on deep nets in the fused kernel, the rest in torch ops.
+    in_kernel = "cpu (fused C kernel)" if fused_kernel() is not None else "cpu"
+    assert [r.device for r in together] == [
+        in_kernel if run.model.startswith("depth-") and "adam" not in run.model else "cpu" for run in runs
+    ]
     for run, shared in zip(runs, together):
         alone = train_group([run], dataset, "cpu", lambda _: None)[0]
         assert shared.key == alone.key

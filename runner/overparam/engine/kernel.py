@@ -50,7 +50,8 @@ class BoundStep:
         dims = [layers[0].shape[2]] + [W.shape[1] for W in layers]
         self.kernel, self.runs, self.depth = kernel, runs, len(layers)
         self.above = [torch.zeros(runs, h, dtype=dtype) for h in dims[:-1]] + [torch.ones(runs, 1, dtype=dtype)]
-        self.scale = scale.reshape(runs)  # views: freeze() edits them in place
+        assert scale.is_contiguous(), "scale must be a view the model edits in place (freeze)"
+        self.scale = scale.reshape(runs)
         self.decay = decay.reshape(runs).contiguous() if decay is not None else None
         self.work = torch.empty(runs, 2 * max(dims), dtype=dtype)
         self._keep = (layers, scale)  # the pointers below must stay valid
@@ -71,8 +72,11 @@ class BoundStep:
         self._forward(self.runs, self.depth, self._dims, self._layers, self._above)
 
     def step(self, g: torch.Tensor) -> None:
-        """W_j ← (1 − ηλ)W_j − η A[j]ᵀ c_j for every layer, then A on the new weights."""
+        """W_j ← (1 − ηλ)W_j − η a_jᵀ c_j for every layer (DeepLinear's notation), then A on the
+        new weights."""
         g = g.contiguous()
+        if g.shape != self.above[0].shape or g.dtype != self.above[0].dtype:
+            raise ValueError(f"the gradient must be {tuple(self.above[0].shape)} {self.above[0].dtype}, got {tuple(g.shape)} {g.dtype}")
         decay = ctypes.c_void_p(self.decay.data_ptr()) if self.decay is not None else None
         pointers = (ctypes.c_void_p(g.data_ptr()), ctypes.c_void_p(self.scale.data_ptr()), decay, ctypes.c_void_p(self.work.data_ptr()))
         self._step(self.runs, self.depth, self._dims, self._layers, self._above, *pointers)
