@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
+from overparam.engine.kernel import FusedKernel, fused_kernel
 from overparam.store import RunStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -21,6 +23,16 @@ def uci_dir() -> Path:
     if not UCI_DIR.is_dir():
         pytest.fail(f"the shared UCI data is missing at {UCI_DIR}; the tests read the real files")
     return UCI_DIR
+
+
+@pytest.fixture
+def fused() -> FusedKernel:
+    """The fused C kernel; skipped where there is no C compiler, failed where one is but the build is not."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler on this machine: the engine uses torch ops only")
+    built = fused_kernel()
+    assert built is not None, "a C compiler is here but the fused kernel did not build"
+    return built
 
 
 def small_spec(**overrides: object) -> dict:

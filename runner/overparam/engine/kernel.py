@@ -117,7 +117,7 @@ def _compiled(compiler: str) -> Path:
             _build(compiler, partial)
             os.replace(partial, path)
             return path
-        except PermissionError:
+        except OSError:  # not writable (read-only home, say): the next folder
             continue
     raise OSError("no writable cache folder")
 
