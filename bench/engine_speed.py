@@ -38,7 +38,7 @@ from torch import nn
 
 from overparam.engine import DeepLinear, Stacked, run_loop
 from overparam.engine.init import NormalInit, initial_layers
-from overparam.engine.kernel import FusedKernel, fused_kernel
+from overparam.engine.kernel import FusedKernel, kernel_for
 
 N, D = 2565, 128
 
@@ -53,11 +53,6 @@ def problem(device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def kernel_for(device: str) -> FusedKernel | None:
-    """What the engine trains with on `device` (execute._batched_model makes the same choice)."""
-    return fused_kernel() if device == "cpu" else None
 
 
 def deep_linear(depth: int, width: int, runs: int, device: str, dtype: torch.dtype, kernel: FusedKernel | None = None) -> DeepLinear:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
-from overparam.engine.kernel import FusedKernel, fused_kernel
+from overparam.engine.kernel import FusedKernel, compiler, fused_kernel
 from overparam.store import RunStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -28,7 +28,7 @@ def uci_dir() -> Path:
 @pytest.fixture
 def fused() -> FusedKernel:
     """The fused C kernel; skipped where there is no C compiler, failed where one is but the build is not."""
-    if shutil.which("cc") is None:
+    if shutil.which(compiler()) is None:
         pytest.skip("no C compiler on this machine: the engine uses torch ops only")
     built = fused_kernel()
     assert built is not None, "a C compiler is here but the fused kernel did not build"

@@ -10,7 +10,7 @@ import torch
 from overparam.dataset import Dataset
 from overparam.engine import DeepLinear, EndToEnd, Stacked, WarmupForm, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
-from overparam.engine.kernel import fused_kernel
+from overparam.engine.kernel import kernel_for
 from overparam.engine.optim import parse_optimizer
 from overparam.plan import Run
 from overparam.store import StoredRun
@@ -79,5 +79,4 @@ def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtyp
     depth, width = shape["depth"], shape["width"] or 1
     per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
     layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]
-    kernel = fused_kernel() if device == "cpu" else None
-    return DeepLinear(layers, lr, weight_decay, parse_optimizer(first["optimizer"]), kernel)
+    return DeepLinear(layers, lr, weight_decay, parse_optimizer(first["optimizer"]), kernel_for(device))

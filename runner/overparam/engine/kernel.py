@@ -54,13 +54,16 @@ class BoundStep:
         self.scale = scale.reshape(runs)
         self.decay = decay.reshape(runs).contiguous() if decay is not None else None
         self.work = torch.empty(runs, 2 * max(dims), dtype=dtype)
-        self._keep = (layers, scale)  # the pointers below must stay valid
+        self._keep = layers  # the pointers below must stay valid
         suffix = SUFFIXES[dtype]
         self._step = getattr(kernel.library, f"step_{suffix}")
         self._forward = getattr(kernel.library, f"forward_{suffix}")
         self._dims = (ctypes.c_long * len(dims))(*dims)
         self._layers = (ctypes.c_void_p * len(layers))(*[W.data_ptr() for W in layers])
         self._above = (ctypes.c_void_p * len(self.above))(*[a.data_ptr() for a in self.above])
+        self._scale = ctypes.c_void_p(self.scale.data_ptr())
+        self._decay = ctypes.c_void_p(self.decay.data_ptr()) if self.decay is not None else None
+        self._work = ctypes.c_void_p(self.work.data_ptr())
         self.forward()
 
     @property
@@ -77,20 +80,37 @@ class BoundStep:
         g = g.contiguous()
         if g.shape != self.above[0].shape or g.dtype != self.above[0].dtype:
             raise ValueError(f"the gradient must be {tuple(self.above[0].shape)} {self.above[0].dtype}, got {tuple(g.shape)} {g.dtype}")
-        decay = ctypes.c_void_p(self.decay.data_ptr()) if self.decay is not None else None
-        pointers = (ctypes.c_void_p(g.data_ptr()), ctypes.c_void_p(self.scale.data_ptr()), decay, ctypes.c_void_p(self.work.data_ptr()))
-        self._step(self.runs, self.depth, self._dims, self._layers, self._above, *pointers)
+        self._step(
+            self.runs,
+            self.depth,
+            self._dims,
+            self._layers,
+            self._above,
+            ctypes.c_void_p(g.data_ptr()),
+            self._scale,
+            self._decay,
+            self._work,
+        )
+
+
+def kernel_for(device: str) -> FusedKernel | None:
+    """What DeepLinear trains with on `device`: the kernel on the CPU (built there only), else None."""
+    return fused_kernel() if device == "cpu" else None
+
+
+def compiler() -> str:
+    return os.environ.get("CC", "cc")
 
 
 @functools.cache
 def fused_kernel() -> FusedKernel | None:
     """The kernel for this process, or None (with one line on stderr) where it cannot be built."""
-    compiler = os.environ.get("CC", "cc")
-    if shutil.which(compiler) is None:
-        print(f"overparam: no C compiler ({compiler}) found; training uses torch ops, about 2x slower at width 100", file=sys.stderr)
+    cc = compiler()
+    if shutil.which(cc) is None:
+        print(f"overparam: no C compiler ({cc}) found; training uses torch ops, about 2x slower at width 100", file=sys.stderr)
         return None
     try:
-        path = _compiled(compiler)
+        path = _compiled(cc)
         library = ctypes.CDLL(str(path))
     except (OSError, subprocess.SubprocessError) as error:
         print(f"overparam: could not build the fused kernel ({error}); training uses torch ops", file=sys.stderr)
