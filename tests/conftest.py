@@ -10,7 +10,11 @@ import pytest
 import yaml
 
 import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
+from overparam.data import load_dataset
+from overparam.dataset import Dataset
 from overparam.engine.kernel import FusedKernel, compiler, fused_kernel
+from overparam.plan import plan_runs
+from overparam.specload import load_spec
 from overparam.store import RunStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -33,6 +37,12 @@ def fused() -> FusedKernel:
     built = fused_kernel()
     assert built is not None, "a C compiler is here but the fused kernel did not build"
     return built
+
+
+@pytest.fixture(params=["torch ops", "C kernels"])
+def kernel(request: pytest.FixtureRequest) -> FusedKernel | None:
+    """The engine's two ways to compute: both must give the same maths."""
+    return None if request.param == "torch ops" else request.getfixturevalue("fused")
 
 
 def small_spec(**overrides: object) -> dict:
@@ -71,6 +81,36 @@ def write_spec(folder: Path, spec: dict, name: str = "tiny.yaml") -> Path:
     path = folder / name
     path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+EVERY_KIND_MODELS = [
+    {"name": "depth-1", "kind": "linear_net", "depth": 1},
+    {"name": "depth-2", "kind": "linear_net", "depth": 2, "width": 10},
+    {"name": "depth-3", "kind": "linear_net", "depth": 3, "width": 100},
+    {"name": "depth-2 adam", "kind": "linear_net", "depth": 2, "width": 10, "optimizer": {"kind": "adam"}},
+    {"name": "depth-2 adagrad", "kind": "linear_net", "depth": 2, "width": 10, "optimizer": {"kind": "adagrad"}},
+    {"name": "depth-3 adadelta", "kind": "linear_net", "depth": 3, "width": 10, "optimizer": {"kind": "adadelta"}},
+    {"name": "emulation", "kind": "end_to_end", "depth": 3},
+    {"name": "warm-up form", "kind": "warmup_form"},
+]
+
+
+def planned_runs_of_every_kind(tmp_path: Path, p: float, data: dict) -> tuple[list, Dataset]:
+    """Runs of every model kind the engine trains (GD nets at three depths, Adam, the end-to-end
+    rule, the warm-up form), 5 lrs × 2 seeds each, 60 steps, W_e recorded."""
+    models = EVERY_KIND_MODELS
+    raw = small_spec(
+        data=data,
+        loss={"kind": "lp", "p": p},
+        models=models,
+        train={"steps": 60, "record_every": 20, "init": {"kind": "normal", "std": 0.01}, "record_end_to_end": True},
+        tune={"lr": [1e-4, 2e-4, 3e-4, 4e-4]},  # 8 kinds × 8 runs: one program of MAX_SHARED_RUNS
+        seeds=[0, 1],
+        checks=[{"kind": "bound", "metric": "final_loss", "model": "depth-1", "lo": 0.0}],
+    )
+    spec = load_spec(write_spec(tmp_path, raw))
+    dataset = load_dataset(spec.data, tmp_path / "tiny.yaml", UCI_DIR if data["kind"] == "uci_gas" else None)
+    return plan_runs(spec, dataset.fingerprint), dataset
 
 
 @pytest.fixture(autouse=True)

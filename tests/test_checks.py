@@ -134,3 +134,26 @@ def test_close_can_compare_end_to_end_vectors_at_a_chosen_lr() -> None:
     results = sweep({1e-3: 1e-3, 4e-3: 0.1})
     assert evaluate(check(kind="close", models=["net", "rule"], curve="end_to_end", tol=0.01, lr=1e-3), results).passed
     assert not evaluate(check(kind="close", models=["net", "rule"], curve="end_to_end", tol=0.01, lr=4e-3), results).passed
+
+
+def test_gaps_within_rounding_of_the_optimum_are_zero_and_make_no_ratio() -> None:
+    """A gap of −6.9e-17 is rounding, not a result: shown as 0, and two of them give no ratio."""
+    resolution = 2.0**-40 * OPTIMUM
+    near = {
+        name: ModelResult(
+            name,
+            0.1,
+            [0],
+            STEPS,
+            torch.tensor([[5.0, 2.0, 1.0 + 1e-17, 1.0 - 6.9e-17]], dtype=torch.float64),
+            OPTIMUM,
+            resolution=resolution,
+        )
+        for name in ("a", "b")
+    }
+    assert near["a"].gaps[0, -1] == 0.0 and near["a"].at_optimum
+    ratio = evaluate(check(kind="ratio", metric="final_gap", model="a", over="b", at_least=0.5, at_most=2.0), as_results(near))
+    assert not ratio.passed and "0/0" in ratio.evidence
+    # Without the rounding guard the ratio of the two rounding errors would be a number.
+    raw = {n: ModelResult(n, 0.1, [0], STEPS, r.losses, OPTIMUM) for n, r in near.items()}
+    assert evaluate(check(kind="ratio", metric="final_gap", model="a", over="b", at_most=2.0), as_results(raw)).passed

@@ -48,7 +48,21 @@ def test_a_failing_check_exits_1_and_prints_its_evidence(tmp_path: Path, dirs: d
     result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
     assert result.exit_code == 1
     assert "FAIL tiny" in result.output and "final_gap of deep ≤ 1e-30" in result.output
-    assert "**FAIL**" in (dirs["reports"] / "tiny.md").read_text()
+    report = (dirs["reports"] / "tiny.md").read_text()
+    assert "**FAIL**" in report
+    # The spec's verdict ("reproduced") is not repeated as fact beside a failing check.
+    assert "**Verdict: undecided.**" in report and "**Verdict: reproduced" not in report
+
+
+def test_table_cells_keep_their_pipes_escaped(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    """|xᵀw − y|^p in the Setup table must not end its cell: L* stays in the rendered row."""
+    import re
+
+    assert invoke("run", write_spec(tmp_path, small_spec()), *run_args(dirs)).exit_code == 0
+    report = (dirs["reports"] / "tiny.md").read_text()
+    (row,) = [line for line in report.splitlines() if line.startswith("| loss |")]
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+    assert len(cells) == 2 and "L* =" in cells[1] and "\\|xᵀw − y\\|^4" in cells[1]
 
 
 def test_a_profile_writes_its_own_report(tmp_path: Path, dirs: dict[str, Path]) -> None:

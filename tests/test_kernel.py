@@ -1,14 +1,24 @@
-"""The fused C step kernel: the same trajectories as the torch ops, numbers that depend on
-nothing but the run, and a clear fallback where it cannot be built."""
+"""The C kernels: the same trajectories as the torch ops, numbers that depend on nothing but the
+run (not the instruction set, the thread count or the runs beside it), and a clear fallback where
+they cannot be built."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import EVERY_KIND_MODELS, all_losses, planned_runs_of_every_kind, small_spec, write_spec
 from overparam.engine import DeepLinear, run_loop
 from overparam.engine.init import NormalInit, initial_layers
-from overparam.engine.kernel import FusedKernel, fused_kernel
+from overparam.engine.kernel import FusedKernel, build, compiler, fused_kernel, load_kernel
+from overparam.execute import train_group
+from overparam.plan import grouped
 
 
 def problem(dtype: torch.dtype, n: int = 60, d: int = 21) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,7 +44,7 @@ def test_the_kernel_follows_the_torch_ops_trajectory_in_float64(fused: FusedKern
     X, y = problem(torch.float64)
     lrs = [1e-4, 3e-4, 1e-3, 3e-3]
     ops = run_loop(model(depth, width, lrs, torch.float64, None, wd), X, y, 4.0, 300, 10)
-    kern = run_loop(model(depth, width, lrs, torch.float64, fused, wd), X, y, 4.0, 300, 10)
+    kern = run_loop(model(depth, width, lrs, torch.float64, fused, wd), X, y, 4.0, 300, 10, kernel=fused)
     assert torch.isfinite(ops.losses).all()
     assert torch.allclose(kern.losses, ops.losses, rtol=1e-12, atol=0)
 
@@ -43,7 +53,7 @@ def test_the_kernel_follows_the_torch_ops_trajectory_in_float32(fused: FusedKern
     X, y = problem(torch.float32)
     lrs = [1e-4, 1e-3, 3e-3, 1e-2]
     ops = run_loop(model(3, 20, lrs, torch.float32, None), X, y, 4.0, 300, 10)
-    kern = run_loop(model(3, 20, lrs, torch.float32, fused), X, y, 4.0, 300, 10)
+    kern = run_loop(model(3, 20, lrs, torch.float32, fused), X, y, 4.0, 300, 10, kernel=fused)
     assert torch.allclose(kern.losses, ops.losses, rtol=1e-4, atol=0)
 
 
@@ -53,9 +63,9 @@ def test_the_kernels_numbers_do_not_depend_on_the_thread_count(fused: FusedKerne
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = run_loop(model(3, 20, lrs, torch.float64, fused), X, y, 4.0, 200, 20)
+        one = run_loop(model(3, 20, lrs, torch.float64, fused), X, y, 4.0, 200, 20, kernel=fused)
         torch.set_num_threads(2)
-        two = run_loop(model(3, 20, lrs, torch.float64, fused), X, y, 4.0, 200, 20)
+        two = run_loop(model(3, 20, lrs, torch.float64, fused), X, y, 4.0, 200, 20, kernel=fused)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one.losses, two.losses)
@@ -63,15 +73,15 @@ def test_the_kernels_numbers_do_not_depend_on_the_thread_count(fused: FusedKerne
 
 def test_a_run_in_the_kernel_does_not_depend_on_its_batch(fused: FusedKernel) -> None:
     X, y = problem(torch.float64)
-    together = run_loop(model(3, 9, [1e-4, 1e-3, 3e-3], torch.float64, fused), X, y, 4.0, 200, 20)
-    alone = run_loop(model(3, 9, [1e-3], torch.float64, fused, seed=1), X, y, 4.0, 200, 20)
+    together = run_loop(model(3, 9, [1e-4, 1e-3, 3e-3], torch.float64, fused), X, y, 4.0, 200, 20, kernel=fused)
+    alone = run_loop(model(3, 9, [1e-3], torch.float64, fused, seed=1), X, y, 4.0, 200, 20, kernel=fused)
     assert torch.equal(together.losses[1], alone.losses[0])
 
 
 def test_a_diverging_run_in_the_kernel_is_frozen_and_the_others_go_on(fused: FusedKernel) -> None:
     X, y = problem(torch.float64)
     lrs = [1e-3, 50.0, 3e-3, 1e-4]
-    kern = run_loop(model(2, 9, lrs, torch.float64, fused), X, y, 4.0, 200, 10)
+    kern = run_loop(model(2, 9, lrs, torch.float64, fused), X, y, 4.0, 200, 10, kernel=fused)
     ops = run_loop(model(2, 9, lrs, torch.float64, None), X, y, 4.0, 200, 10)
     assert kern.diverged_at == ops.diverged_at and kern.diverged_at[1] is not None
     others = [0, 2, 3]
@@ -101,3 +111,88 @@ def test_without_a_working_compiler_the_engine_falls_back_with_one_line(
         fused_kernel.cache_clear()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("overparam:") and "torch ops" in err[0]
+
+
+# --- What the kernels own: every sum of every model kind, the same on every CPU ------------------
+
+
+def trained_by(kernel: FusedKernel | None, runs: list, dataset, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every run trained in one program with `kernel` (None: torch ops)."""
+    import overparam.execute
+
+    monkeypatch.setattr(overparam.execute, "kernel_for", lambda device: kernel)
+    return [r for group in grouped(runs) for r in train_group(group, dataset, "cpu", lambda _: None)]
+
+
+def same_bits(a: list, b: list) -> list[str]:
+    """The runs (model lr seed) whose curves or W_e differ in any bit."""
+    return [
+        f"{x.config['model']['kind']} lr={x.config['lr']} seed={x.config['seed']}"
+        for x, y in zip(a, b)
+        if not (torch.equal(x.losses, y.losses) and torch.equal(x.end_to_end, y.end_to_end))
+    ]
+
+
+@pytest.fixture(scope="module")
+def generic_kernel(tmp_path_factory: pytest.TempPathFactory) -> FusedKernel:
+    """The kernels built for the machine's baseline instruction set (no -march=native: SSE2 on
+    x86-64) — what the same source computes on a CPU without this one's vector units."""
+    if shutil.which(compiler()) is None:
+        pytest.skip("no C compiler on this machine: the engine uses torch ops only")
+    path = tmp_path_factory.mktemp("generic") / "kernels.so"
+    build(compiler(), path, (["-fopenmp"],))
+    return load_kernel(path)
+
+
+@pytest.mark.parametrize("p", [4.0, 3.0, 2.0])
+def test_every_model_kind_gives_the_same_bits_on_another_instruction_set(
+    fused: FusedKernel, generic_kernel: FusedKernel, tmp_path: Path, p: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs, dataset = planned_runs_of_every_kind(tmp_path, p, {"kind": "synthetic", "n": 300, "d": 17})
+    runs += planned_runs_of_every_kind(tmp_path, p, {"kind": "uci_gas", "gas_class": 1, "standardize": True})[0][::7]
+    native = trained_by(fused, runs, dataset, monkeypatch)
+    assert same_bits(native, trained_by(generic_kernel, runs, dataset, monkeypatch)) == []
+
+
+def test_the_kernels_numbers_do_not_depend_on_torchs_instruction_set_or_threads(fused: FusedKernel, tmp_path: Path) -> None:
+    """torch's own element-wise kernels round differently without AVX2 (fused multiply-adds);
+    nothing of a run's arithmetic may go through them. A second process with torch and MKL forced
+    to their baseline code paths and one thread stores the same bits."""
+    check = {"kind": "bound", "metric": "final_loss", "model": "depth-1", "lo": 0.0}
+    spec = write_spec(tmp_path, small_spec(models=EVERY_KIND_MODELS, tune={"lr": [1e-3, 3e-3]}, checks=[check]))
+    stores = {}
+    for name, env in (
+        ("default", {}),
+        ("baseline", {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "OMP_NUM_THREADS": "1"}),
+    ):
+        stores[name] = tmp_path / f"{name}.sqlite"
+        command = [sys.executable, "-m", "overparam", "run", str(spec), "--store", str(stores[name]), "--reports", str(tmp_path / name)]
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert all_losses(stores["default"]) == all_losses(stores["baseline"])
+
+
+def test_the_data_pass_owns_its_sums(fused: FusedKernel) -> None:
+    """The kernel's ℓp pass against torch's (BLAS) within rounding, for p = 2 (moments), 3, 4 and a
+    non-integer p, and bit-identical for a run alone, in a batch, and on 1 or 2 threads."""
+    from overparam.engine.loop import DataPass, Gram
+
+    X, y = problem(torch.float64, n=203, d=37)
+    w = 0.3 * torch.randn(9, 37, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for p in (2.0, 3.0, 4.0, 6.5):
+        reference = Gram(X, y) if p == 2.0 else DataPass(X, y, p)
+        loss, grad = fused.objective(X, y, p)(w, True)
+        want_loss, want_grad = reference(w, True)
+        assert torch.allclose(loss, want_loss, rtol=1e-13, atol=0)
+        assert torch.allclose(grad, want_grad, rtol=1e-11, atol=1e-13 * float(want_grad.abs().max()))
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = fused.objective(X, y, p)(w, True)
+            torch.set_num_threads(2)
+            two = fused.objective(X, y, p)(w, True)
+        finally:
+            torch.set_num_threads(threads)
+        alone = fused.objective(X, y, p)(w[4:5].clone(), True)
+        assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+        assert torch.equal(alone[0][0], one[0][4]) and torch.equal(alone[1][0], one[1][4])

@@ -36,12 +36,6 @@ def autograd_grads(layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor,
     return list(torch.autograd.grad(loss, params))
 
 
-@pytest.fixture(params=["torch ops", "fused kernel"])
-def kernel(request: pytest.FixtureRequest) -> FusedKernel | None:
-    """The engine's two ways to take a step; both must be gradient descent."""
-    return None if request.param == "torch ops" else request.getfixturevalue("fused")
-
-
 def one_engine_step(
     layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, p: float, lr: float, wd: float, kernel: FusedKernel | None
 ) -> list[torch.Tensor]:
@@ -96,12 +90,29 @@ def test_a_diverging_run_is_recorded_and_does_not_disturb_the_others() -> None:
     assert torch.isnan(trace.losses[1, -1])
 
 
-def test_depth1_end_to_end_rule_is_plain_gradient_descent() -> None:
+def test_depth1_end_to_end_rule_is_plain_gradient_descent(kernel: FusedKernel | None) -> None:
     X, y = problem()
     w0 = initial_end_to_end(NormalInit(kind="normal", std=0.2), X.shape[1], seed=0)
-    rule = run_loop(EndToEnd(w0.clone().unsqueeze(0), torch.tensor([1e-3]), 0.0, depth=1), X, y, 4.0, 30, 10)
-    net = run_loop(DeepLinear([w0.clone().view(1, 1, -1)], torch.tensor([1e-3]), 0.0), X, y, 4.0, 30, 10)
+    rule = run_loop(EndToEnd(w0.clone().unsqueeze(0), torch.tensor([1e-3]), 0.0, depth=1, kernel=kernel), X, y, 4.0, 30, 10, kernel=kernel)
+    net = run_loop(DeepLinear([w0.clone().view(1, 1, -1)], torch.tensor([1e-3]), 0.0, kernel=kernel), X, y, 4.0, 30, 10, kernel=kernel)
     assert torch.allclose(rule.losses, net.losses, rtol=1e-13)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+@pytest.mark.parametrize("wd", [0.0, 0.02])
+def test_the_end_to_end_rule_in_the_kernel_is_rule_12(fused: FusedKernel, depth: int, wd: float) -> None:
+    from overparam.engine.end_to_end import rule12_direction
+
+    X, y = problem()
+    gen = torch.Generator().manual_seed(depth)
+    w = torch.randn(3, X.shape[1], generator=gen)
+    w[1] = 0.0  # no direction to project on: Pr_w(g) = 0
+    g = torch.randn(3, X.shape[1], generator=gen)
+    lr = torch.tensor([1e-3, 1e-2, 3e-2])
+    model = EndToEnd(w.clone(), lr, wd, depth=depth, kernel=fused)
+    model.descend(g)
+    expected = w * (1.0 - lr.view(-1, 1) * wd * depth) - lr.view(-1, 1) * rule12_direction(w, g, depth)
+    assert torch.allclose(model.w, expected, rtol=1e-14, atol=1e-16)
 
 
 @pytest.mark.parametrize("depth,width", [(2, 1), (2, 10), (3, 6), (5, 8)])
@@ -151,18 +162,35 @@ def test_lp_residual_gradient_matches_autograd() -> None:
         assert torch.allclose(lp_residual_grad(r.detach(), p), auto, rtol=1e-12)
 
 
-def test_gram_objective_equals_the_data_pass_for_l2() -> None:
-    from overparam.engine.loop import DataPass, Gram
+def test_gram_objective_equals_the_data_pass_for_l2(kernel: FusedKernel | None) -> None:
+    from overparam.engine.loop import DataPass, objective_for
 
     X, y = problem(n=200, d=9)
     w = torch.randn(4, 9, generator=torch.Generator().manual_seed(5))
-    loss_gram, g_gram = Gram(X, y)(w, True)
+    gram = objective_for(X, y, 2.0, kernel)
+    assert "Gram" in type(gram).__name__
+    loss_gram, g_gram = gram(w, True)
     loss_data, g_data = DataPass(X, y, 2.0)(w, True)
     assert torch.allclose(loss_gram, loss_data, rtol=1e-12)
     assert torch.allclose(g_gram, g_data, rtol=1e-11, atol=1e-13)
 
 
-def test_warmup_form_differs_from_gd_on_w1_omega2_by_exactly_the_eta_squared_term() -> None:
+@pytest.mark.parametrize("p", [2.0, 3.0, 4.0, 6.5])
+def test_the_objective_is_the_lp_loss_with_its_autograd_gradient(kernel: FusedKernel | None, p: float) -> None:
+    """Through X or through the moments, in torch ops or in the kernel: L = mean |Xw − y|^p and
+    ∇L¹ = dL/dw (the loop's gradient of the depth-1 problem)."""
+    from overparam.engine.loop import objective_for
+
+    X, y = problem(n=57, d=11, seed=int(p))
+    w = (0.4 * torch.randn(5, 11, generator=torch.Generator().manual_seed(2))).requires_grad_(True)
+    loss, grad = objective_for(X, y, p, kernel)(w.detach(), True)
+    want = (w @ X.T - y).abs().pow(p).mean(dim=1)
+    (auto,) = torch.autograd.grad(want.sum(), w)
+    assert torch.allclose(loss, want.detach(), rtol=1e-13)
+    assert torch.allclose(grad, auto, rtol=1e-11, atol=1e-12 * float(auto.abs().max()))
+
+
+def test_warmup_form_differs_from_gd_on_w1_omega2_by_exactly_the_eta_squared_term(kernel: FusedKernel | None) -> None:
     from overparam.engine import WarmupForm
 
     X, y = problem()
@@ -171,7 +199,7 @@ def test_warmup_form_differs_from_gd_on_w1_omega2_by_exactly_the_eta_squared_ter
     lr = 1e-2
     net = [W.clone().unsqueeze(0) for W in layers]
     gd = DeepLinear(net, torch.tensor([lr]), 0.0)
-    form = WarmupForm((omega * w1).unsqueeze(0).clone(), omega.view(1).clone(), torch.tensor([lr]))
+    form = WarmupForm((omega * w1).unsqueeze(0).clone(), omega.view(1).clone(), torch.tensor([lr]), kernel=kernel)
     g = torch.mm(lp_residual_grad(torch.mm(gd.end_to_end(), X.T) - y, 4.0), X)
     gd.descend(g)
     form.descend(g)

@@ -1,4 +1,5 @@
-"""The batched optimisers give torch.optim's trajectories on the same small problems."""
+"""The batched optimisers give torch.optim's trajectories on the same small problems, in torch ops
+and in the C kernels."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 
 from overparam.engine import DeepLinear, run_loop
 from overparam.engine.init import NormalInit, initial_layers
+from overparam.engine.kernel import FusedKernel
 from overparam.engine.optim import AdaDelta, AdaGrad, Adam, GradientDescent
 
 CASES = [
@@ -41,15 +43,15 @@ def torch_optim_losses(
 @pytest.mark.parametrize("optimizer,make", CASES, ids=lambda c: getattr(c, "kind", ""))
 @pytest.mark.parametrize("depth", [1, 3])
 @pytest.mark.parametrize("wd", [0.0, 0.01])
-def test_batched_optimizer_follows_torch_optim(optimizer, make, depth: int, wd: float) -> None:
+def test_batched_optimizer_follows_torch_optim(optimizer, make, depth: int, wd: float, kernel: FusedKernel | None) -> None:
     gen = torch.Generator().manual_seed(depth)
     X = torch.randn(30, 5, generator=gen, dtype=torch.float64)
     y = torch.randn(30, generator=gen, dtype=torch.float64)
     lrs = [1e-3, 3e-3]
     inits = [initial_layers(NormalInit(kind="normal", std=0.4), 5, depth, 4, seed=s) for s in range(2)]
     layers = [torch.stack([init[j] for init in inits]) for j in range(depth)]
-    model = DeepLinear(layers, torch.tensor(lrs, dtype=torch.float64), wd, optimizer)
-    trace = run_loop(model, X, y, 4.0, STEPS, 1)
+    model = DeepLinear(layers, torch.tensor(lrs, dtype=torch.float64), wd, optimizer, kernel=kernel)
+    trace = run_loop(model, X, y, 4.0, STEPS, 1, kernel=kernel)
     for r, (lr, init) in enumerate(zip(lrs, inits)):
         expected, params = torch_optim_losses(init, make, X, y, 4.0, lr, wd)
         assert torch.allclose(trace.losses[r], torch.tensor(expected, dtype=torch.float64), rtol=1e-11, atol=0)

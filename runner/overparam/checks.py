@@ -304,10 +304,13 @@ def _seed_label(check: Check, results: dict[str, ModelResult], index: int) -> st
 
 
 def _ratio_of(a: float, b: float) -> float:
+    """a / b; no ratio (NaN, which holds no bound) when both are 0, e.g. two gaps at L* within rounding."""
     if b == 0:
-        return math.inf if a > 0 else 1.0
+        return math.inf if a > 0 else (math.nan if a == 0 else -math.inf)
     return a / b
 
 
 def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "none (0/0: both within rounding of L*)"
     return "never" if math.isinf(value) else f"{value:.4g}"

@@ -34,7 +34,7 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
     for i, run in enumerate(group):
         shapes.setdefault(run.batch_key, []).append(i)
     models, rows, offset = [], [0] * len(group), 0  # rows[i]: the row of group[i] in the stacked batch
-    trained_on = [device] * len(group)  # what each run's numbers came from, for its report
+    trained_on = [device] * len(group)  # what computed each run's numbers, for its report
     for positions in shapes.values():
         runs = [group[i] for i in positions]
         padded = runs + [runs[-1]] * (MIN_BATCH - len(runs))
@@ -42,8 +42,8 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
         model = _batched_model(padded, X.shape[1], lr, dtype, device)
         for k, i in enumerate(positions):
             rows[i] = offset + k
-            if isinstance(model, DeepLinear) and model.uses_kernel:
-                trained_on[i] = f"{device} (fused C kernel)"
+            # The data pass runs in the C kernels wherever the model's step does (both need a compiler).
+            trained_on[i] = f"{device} ({model.arithmetic})"
         offset += len(padded)
         models.append(model)
     model = models[0] if len(models) == 1 else Stacked(models)
@@ -55,7 +55,8 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
         last = step
 
     start = time.perf_counter()
-    trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance, first["record_end_to_end"])
+    kernel = kernel_for(device)
+    trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance, first["record_end_to_end"], kernel)
     share = (time.perf_counter() - start) / len(group)
     stored = []
     for run, row, where in zip(group, rows, trained_on):
@@ -70,12 +71,12 @@ def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtyp
     inits = [parse_init(run.config["init"]) for run in group]
     if shape["kind"] == "end_to_end":
         w = torch.stack([initial_end_to_end(init, d, run.seed) for init, run in zip(inits, group)])
-        return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, shape["depth"], shape["rule"])
+        return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, shape["depth"], shape["rule"], kernel_for(device))
     if shape["kind"] == "warmup_form":  # the weights of the depth-2, width-1 net w = w₁·ω₂
         pairs = [initial_layers(init, d, 2, 1, run.seed) for init, run in zip(inits, group)]
         omega = torch.stack([W2[0, 0] for _, W2 in pairs])
         w = torch.stack([W2[0, 0] * W1[0] for W1, W2 in pairs])
-        return WarmupForm(w.to(device=device, dtype=dtype), omega.to(device=device, dtype=dtype), lr)
+        return WarmupForm(w.to(device=device, dtype=dtype), omega.to(device=device, dtype=dtype), lr, kernel_for(device))
     depth, width = shape["depth"], shape["width"] or 1
     per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
     layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]

@@ -9,7 +9,11 @@ from typing import Any
 
 from overparam.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
 
-ENGINE_VERSION = "5"  # bump when a change to the engine changes numbers: it invalidates the store (3: groups padded to 4, MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual; 5: plain GD on the CPU in the fused C kernel)
+# Bump when a change to the engine changes numbers: it invalidates the store. 3: groups padded to 4,
+# MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual; 5: plain GD on
+# the CPU in the fused C kernel; 6: every sum on the CPU in the C kernels (data pass, ℓ2 moments,
+# backward chains, rule (12), warm-up form, AdaGrad/AdaDelta/Adam updates), the same on every CPU.
+ENGINE_VERSION = "6"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from overparam.convnet_spec import ConvnetSpec
 from overparam.dataset import Dataset
 from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.figures import gap_figure
-from overparam.results import ModelResult, Results, median, metric_per_seed
+from overparam.results import ROUNDING, ModelResult, Results, median, metric_per_seed
 from overparam.select import LrScore, score_text
 from overparam.spec import Claim, EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
 from overparam.store import StoredRun
@@ -35,6 +35,11 @@ class ReportInputs:
     trained: int
     wall_s: float
     device: str
+
+
+def table_row(*cells: object) -> str:
+    """One Markdown table row. A '|' inside a cell (|xᵀw − y|^p) would end the cell: escaped."""
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 
 
 def report_name(spec_id: str, profile: str | None) -> str:
@@ -88,9 +93,20 @@ def render(inputs: ReportInputs, figure: str) -> str:
 
 
 def verdict_line(spec: Spec, passed: bool) -> str:
-    observed = f" {spec.verdict.observed}" if spec.verdict.observed else ""
-    source = " (decided by the checks, which state the paper's claim)" if spec.verdict.status == "by checks" else ""
-    return f"**Verdict: {spec.verdict.decided(passed)}{source}.**{observed}\n"
+    """The spec's verdict and what it observed, unless its checks failed: then the observation no
+    longer holds, and the report says so instead of repeating it as fact."""
+    verdict = spec.verdict
+    if verdict.status == "by checks":
+        return f"**Verdict: {verdict.decided(passed)} (decided by the checks, which state the paper's claim).**" + (
+            f" {verdict.observed}\n" if verdict.observed and passed else "\n"
+        )
+    if not passed:
+        return (
+            f"**Verdict: undecided.** The spec's verdict ({verdict.status}) rests on observations its checks test, and a check "
+            "fails below: the evidence no longer supports it. Revisit the verdict against the numbers below."
+            + (f" What the spec observed before: *{verdict.observed}*\n" if verdict.observed else "\n")
+        )
+    return f"**Verdict: {verdict.status}.**" + (f" {verdict.observed}\n" if verdict.observed else "\n")
 
 
 def _paper_section(inputs: ReportInputs) -> str:
@@ -114,7 +130,7 @@ def _paper_section(inputs: ReportInputs) -> str:
 def checks_section(checks: list[CheckResult]) -> str:
     lines = ["## Checks\n", "| | check | evidence |", "|---|---|---|"]
     for check in checks:
-        lines.append(f"| {'PASS' if check.passed else '**FAIL**'} | {check.statement} | {check.evidence} |")
+        lines.append(table_row("PASS" if check.passed else "**FAIL**", check.statement, check.evidence))
     return "\n".join(lines) + "\n"
 
 
@@ -133,6 +149,10 @@ def _results_section(inputs: ReportInputs) -> str:
     lines.append(
         f"\nThe step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
     )
+    if any(r.at_optimum for r in results):
+        lines.append(
+            f"A gap shown as 0 is within rounding of L* (|L − L*| ≤ {ROUNDING[inputs.spec.train.dtype]:.2g}·L*), not a measured value.\n"
+        )
     return "\n".join(lines)
 
 
@@ -173,7 +193,7 @@ def _convnet_setup_section(inputs: ReportInputs) -> str:
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", "float32"),
     ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
 def _sweep_section(inputs: ReportInputs) -> str:
@@ -214,7 +234,7 @@ def _setup_section(inputs: ReportInputs) -> str:
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", train.dtype),
     ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
 def _assumptions_section(spec: Spec, data: Dataset) -> str:
@@ -242,7 +262,7 @@ def _provenance_section(inputs: ReportInputs) -> str:
     ]
     rows += [(f"data {k}", v) for k, v in inputs.data.details.items() if k != "class label"]
     rows.append(("data fingerprint", inputs.data.fingerprint))
-    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
 def _grids_text(spec: Spec) -> str:
@@ -331,6 +351,8 @@ def write_index(rows: list[tuple[Claim, str, bool, str]], reports: Path) -> Path
             statement = spec.paper.statement or spec.claim
             checks = f"{'PASS' if passed else '**FAIL**'} {summary}"
             observed = spec.verdict.observed or "as the paper states"
+            if not passed and spec.verdict.status != "by checks":
+                observed = f"a check fails: the evidence no longer supports the stated verdict ({spec.verdict.status})"
             lines.append(f"| [{spec.title}]({report}) | {spec.verdict.decided(passed)} | {checks} | {statement} | {observed} |")
         lines.append("")
     lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")

@@ -9,6 +9,9 @@ from typing import Literal
 import torch
 
 Metric = Literal["final_loss", "final_gap", "gap_ratio", "steps_to_gap"]
+# |L − L*| below this fraction of L* is rounding, not a result: L sums n rounded terms and L* is
+# itself computed. Such gaps are shown and compared as 0 (two of them make no ratio).
+ROUNDING = {"float64": 2.0**-40, "float32": 2.0**-16}
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,18 @@ class ModelResult:
     end_to_end: torch.Tensor | None = None  # (S, T, d) W_e at the recorded steps, when recorded
     why_none: str = ""  # why no lr could be picked
     penalty: torch.Tensor | None = None  # (S, T) the convnet's L2 penalty term beside its cross-entropy
+    resolution: float = 0.0  # gaps within this of 0 are rounding (ROUNDING × L*)
 
     @property
     def gaps(self) -> torch.Tensor:
-        return self.losses - self.optimum
+        """L − L*, with gaps within rounding of 0 set to exactly 0."""
+        gaps = self.losses - self.optimum
+        return torch.where(gaps.abs() <= self.resolution, torch.zeros_like(gaps), gaps)
+
+    @property
+    def at_optimum(self) -> bool:
+        """Whether some recorded gap was within rounding of L* (the report says so)."""
+        return bool(((self.losses - self.optimum).abs() <= self.resolution).any())
 
 
 @dataclass(frozen=True)

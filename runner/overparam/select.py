@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from overparam.plan import Run
-from overparam.results import ModelResult, Results, median
+from overparam.results import ROUNDING, ModelResult, Results, median
 from overparam.spec import Spec
 from overparam.store import StoredRun
 
@@ -41,7 +41,7 @@ def select_models(
                 seed_runs.setdefault(run.lr, []).append(stored[run.key])
         grid = spec.lr_grid(model.name)
         by_lr[model.name] = {lr: _result(model.name, lr, spec, seed_runs[lr], optimum) for lr in grid}
-        sweep = [_score(lr, seed_runs[lr], spec.seeds, optimum, spec.tune.pick) for lr in grid]
+        sweep = [_score(lr, by_lr[model.name][lr], seed_runs[lr], spec.seeds, spec.tune.pick) for lr in grid]
         sweeps[model.name] = sweep
         usable = [s for s in sweep if s.score is not None]
         if not usable:
@@ -62,16 +62,19 @@ def _result(name: str, lr: float, spec: Spec, seed_runs: list[StoredRun], optimu
     vectors = [r.end_to_end for r in seed_runs]
     end_to_end = torch.stack(vectors) if all(v is not None for v in vectors) else None  # type: ignore[misc]
     diverged = [f"seed {s} at step {r.diverged_at}" for s, r in zip(spec.seeds, seed_runs) if r.diverged_at is not None]
+    resolution = ROUNDING[spec.train.dtype] * abs(optimum)
     if diverged:
-        return ModelResult(name, None, spec.seeds, axis, losses, optimum, end_to_end, "diverged: " + ", ".join(diverged))
-    return ModelResult(name, lr, spec.seeds, axis, losses, optimum, end_to_end)
+        return ModelResult(
+            name, None, spec.seeds, axis, losses, optimum, end_to_end, "diverged: " + ", ".join(diverged), resolution=resolution
+        )
+    return ModelResult(name, lr, spec.seeds, axis, losses, optimum, end_to_end, resolution=resolution)
 
 
-def _score(lr: float, seed_runs: list[StoredRun], seeds: list[int], optimum: float, pick: str) -> LrScore:
+def _score(lr: float, result: ModelResult, seed_runs: list[StoredRun], seeds: list[int], pick: str) -> LrScore:
     diverged = [f"seed {seed} at step {r.diverged_at}" for seed, r in zip(seeds, seed_runs) if r.diverged_at is not None]
     if diverged:
         return LrScore(lr, None, ", ".join(diverged))
-    gaps = [r.losses - optimum for r in seed_runs]
+    gaps = list(result.gaps)  # rounding-level gaps are 0: they do not rank learning rates
     if pick in ("lowest_final_gap", "smallest"):
         return LrScore(lr, median([float(g[-1]) for g in gaps]))
     return LrScore(lr, median([float(g.clamp_min(GAP_FLOOR).log10().mean()) for g in gaps]))

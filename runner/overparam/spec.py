@@ -45,10 +45,11 @@ class Verdict(BaseModel):
     observed: str = Field("", description="what we observe, in words; required for partly / not reproduced")
 
     def decided(self, passed: bool) -> str:
-        """The status to show, given whether every check passed."""
-        if self.status != "by checks":
-            return self.status
-        return "reproduced" if passed else "not reproduced"
+        """The status to show, given whether every check passed. A stated verdict whose checks
+        fail is undecided: the evidence behind it changed."""
+        if self.status == "by checks":
+            return "reproduced" if passed else "not reproduced"
+        return self.status if passed else "undecided"
 
     @model_validator(mode="after")
     def _explained(self) -> Verdict:

@@ -12,7 +12,7 @@ from overparam import provenance
 from overparam.checks import CheckResult
 from overparam.dataset import Dataset
 from overparam.figures import COLOURS, plt, save_atomic
-from overparam.report import checks_section, report_name, verdict_line, write_atomic
+from overparam.report import checks_section, report_name, table_row, verdict_line, write_atomic
 from overparam.spec import Spec
 from overparam.store import StoredRun
 from overparam.sweep import Cell
@@ -123,7 +123,7 @@ def _setup(inputs: SweepInputs) -> str:
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", train.dtype),
     ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
 def _provenance(inputs: SweepInputs) -> str:
@@ -139,7 +139,7 @@ def _provenance(inputs: SweepInputs) -> str:
         ("date", provenance.now_utc()),
         ("data fingerprints", fingerprints),
     ]
-    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
 def _map_figure(inputs: SweepInputs, path: Path) -> None:

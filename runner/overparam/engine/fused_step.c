@@ -67,6 +67,30 @@ static void descend_run_##SUFFIX(long r, long N, const long *dims, T *const *W, 
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
+/* The backward chain alone, c_0 = g, c_{j+1} = W_j c_j into C[j] (R, dims[j]), for optimizers   \
+ * that update the layers from their gradients a_jᵀ c_j themselves. Sums as in descend_run. */     \
+void chains_##SUFFIX(long R, long N, const long *dims, T *const *W, const T *g, T *const *C) {     \
+    _Pragma("omp parallel for schedule(static)")                                                   \
+    for (long r = 0; r < R; r++) {                                                                 \
+        for (long k = 0; k < dims[0]; k++) C[0][r * dims[0] + k] = g[r * dims[0] + k];             \
+        for (long j = 0; j + 1 < N; j++) {                                                         \
+            long rows = dims[j + 1], cols = dims[j];                                               \
+            const T *Wr = W[j] + r * rows * cols, *c = C[j] + r * cols;                            \
+            for (long i = 0; i < rows; i++) {                                                      \
+                const T *row = Wr + i * cols;                                                      \
+                T p[LANES(T)] = {0};                                                               \
+                long k = 0;                                                                        \
+                for (; k + LANES(T) <= cols; k += LANES(T))                                        \
+                    for (int l = 0; l < LANES(T); l++) p[l] += row[k + l] * c[k + l];              \
+                for (; k < cols; k++) p[k % LANES(T)] += row[k] * c[k];                            \
+                for (int half = LANES(T) / 2; half > 0; half /= 2)                                 \
+                    for (int l = 0; l < half; l++) p[l] += p[l + half];                            \
+                C[j + 1][r * rows + i] = p[0];                                                     \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
 void forward_##SUFFIX(long R, long N, const long *dims, T *const *W, T *const *A) {               \
     _Pragma("omp parallel for schedule(static)")                                                   \
     for (long r = 0; r < R; r++) forward_run_##SUFFIX(r, N, dims, W, A);                           \

@@ -1,9 +1,13 @@
-"""The fused step kernel (fused_step.c): compiled with the machine's C compiler on first use,
-cached, and called through ctypes. Its OpenMP threads are torch's (see the C file).
+"""The CPU kernels: compiled with the machine's C compiler on first use, cached, and called
+through ctypes. Their OpenMP threads are torch's (see fused_step.c).
 
-It does plain gradient descent on deep linear scalar-output networks on the CPU, in float32 or
-float64: what the paper's sweeps train. Without a C compiler `fused_kernel()` is None and the
-engine does the same maths in torch ops (bench/engine_speed.py measures both).
+fused_step.c does plain gradient descent on deep linear scalar-output networks (and their
+backward chains for the other optimizers), data_pass.c the pass over the data (ℓp through X, ℓ2
+through its moments) for every model, end_to_end.c the end-to-end rule (12) and the warm-up form,
+optim.c the updates of AdaGrad, AdaDelta and Adam, in float32 or float64. All of them sum in a fixed order, so a run's numbers depend neither on the
+CPU's vendor or instruction set nor on the thread count or the runs beside it. Without a C
+compiler `fused_kernel()` is None and the engine does the same maths in torch ops
+(bench/engine_speed.py measures both).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("fused_step.c")
+SOURCES = [Path(__file__).with_name(name) for name in ("fused_step.c", "data_pass.c", "end_to_end.c", "optim.c")]
 # -ffp-contract=off: no fused multiply-adds, so the numbers do not depend on the instruction set.
 FLAGS = ["-O3", "-ffp-contract=off", "-shared", "-fPIC"]
 SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
@@ -40,6 +44,105 @@ class FusedKernel:
     def bind(self, layers: list[torch.Tensor], scale: torch.Tensor, decay: torch.Tensor | None) -> BoundStep:
         return BoundStep(self, layers, scale, decay)
 
+    def update(
+        self, name: str, param: torch.Tensor, grad: torch.Tensor, states: list[torch.Tensor], lr: torch.Tensor, scalars: list[float]
+    ) -> bool:
+        """optim.c's `name`_update on one layer of every run (lr: one per run), in place; False
+        (nothing done) where the kernel does not take these tensors."""
+        tensors = [param, grad.contiguous(), *states, lr]
+        if not self.supports(tensors) or lr.numel() != param.shape[0]:
+            return False
+        function = getattr(self.library, f"{name}_update_{SUFFIXES[param.dtype]}")
+        function(param.shape[0], param[0].numel(), *map(_ptr, tensors), *map(ctypes.c_double, scalars))
+        return True
+
+    def flat(self, tensors: list[torch.Tensor]) -> FlatStep | None:
+        """The depth-1 rules bound to a model's tensors, or None where the kernel does not take them."""
+        return FlatStep(self, tensors[0]) if self.supports(tensors) else None
+
+    def objective(self, X: torch.Tensor, y: torch.Tensor, p: float) -> DataPassKernel | GramKernel | None:
+        """ℓp and its gradient on this data in the kernel (the loop's Objective), or None where
+        the kernel does not take this data (not on the CPU, or another dtype)."""
+        if X.device.type != "cpu" or X.dtype not in SUFFIXES or y.dtype != X.dtype:
+            return None
+        X, y = X.contiguous(), y.contiguous()
+        if p == 2.0 and X.shape[0] > X.shape[1]:
+            return GramKernel(self, X, y)
+        return DataPassKernel(self, X, y, p)
+
+
+class FlatStep:
+    """end_to_end.c's rules for depth-1 models, on a model's own (R, d) tensors, in place."""
+
+    def __init__(self, kernel: FusedKernel, w: torch.Tensor) -> None:
+        suffix = SUFFIXES[w.dtype]
+        self._rule12 = getattr(kernel.library, f"rule12_step_{suffix}")
+        self._warmup = getattr(kernel.library, f"warmup_step_{suffix}")
+
+    def rule12(self, w: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, decay: torch.Tensor, depth: int) -> None:
+        g = g.contiguous()
+        self._rule12(w.shape[0], w.shape[1], _ptr(w), _ptr(g), _ptr(lr), _ptr(decay), depth)
+
+    def warmup(self, w: torch.Tensor, omega: torch.Tensor, g: torch.Tensor, lr: torch.Tensor) -> None:
+        g = g.contiguous()
+        self._warmup(w.shape[0], w.shape[1], _ptr(w), _ptr(omega), _ptr(g), _ptr(lr))
+
+
+class DataPassKernel:
+    """data_pass.c's lp_pass: r = Xw − y, L = mean |r|^p, ∇L¹ = (p/n) Xᵀ(|r|^{p−1} sign r)."""
+
+    def __init__(self, kernel: FusedKernel, X: torch.Tensor, y: torch.Tensor, p: float) -> None:
+        self.X, self.y, self.p = X, y, p
+        self._pass = getattr(kernel.library, f"lp_pass_{SUFFIXES[X.dtype]}")
+        self._scale = (ctypes.c_double if X.dtype == torch.float64 else ctypes.c_float)(p / X.shape[0])
+        self._scratch = torch.empty(0, dtype=X.dtype)  # 2·BLOCK·d per block of 4 runs (data_pass.c)
+
+    def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        w = w.contiguous()
+        runs, (n, d) = w.shape[0], self.X.shape
+        grad = torch.empty(runs, d, dtype=w.dtype)
+        loss = torch.empty(runs, dtype=torch.float64)
+        if self._scratch.numel() < (runs + 3) // 4 * 8 * d:
+            self._scratch = torch.empty((runs + 3) // 4 * 8 * d, dtype=w.dtype)
+        args = (
+            _ptr(self.X),
+            _ptr(self.y),
+            _ptr(w),
+            ctypes.c_double(self.p),
+            self._scale,
+            int(with_loss),
+            _ptr(grad),
+            _ptr(loss),
+            _ptr(self._scratch),
+        )
+        self._pass(runs, n, d, *args)
+        return (loss if with_loss else None), grad  # the loss in float64 whatever the dtype
+
+
+class GramKernel:
+    """data_pass.c's gram_pass: ℓ2 through the moments G = XᵀX/n, b = Xᵀy/n, c = yᵀy/n, computed
+    once (moments), so a step is O(d²) per run instead of O(nd)."""
+
+    def __init__(self, kernel: FusedKernel, X: torch.Tensor, y: torch.Tensor) -> None:
+        suffix = SUFFIXES[X.dtype]
+        n, d = X.shape
+        self.G, self.b, c = torch.empty(d, d, dtype=X.dtype), torch.empty(d, dtype=X.dtype), torch.empty(1, dtype=X.dtype)
+        getattr(kernel.library, f"moments_{suffix}")(n, d, _ptr(X), _ptr(y), _ptr(self.G), _ptr(self.b), _ptr(c))
+        self.c = (ctypes.c_double if X.dtype == torch.float64 else ctypes.c_float)(float(c))
+        self._pass = getattr(kernel.library, f"gram_pass_{suffix}")
+
+    def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        w = w.contiguous()
+        runs, d = w.shape
+        grad = torch.empty(runs, d, dtype=w.dtype)
+        loss = torch.empty(runs, dtype=torch.float64)
+        self._pass(runs, d, _ptr(self.G), _ptr(self.b), self.c, _ptr(w), int(with_loss), _ptr(grad), _ptr(loss))
+        return (loss if with_loss else None), grad  # the loss in float64 whatever the dtype
+
+
+def _ptr(tensor: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(tensor.data_ptr())
+
 
 class BoundStep:
     """The kernel bound to one DeepLinear's tensors: the pointers are fixed, as every update is
@@ -51,13 +154,18 @@ class BoundStep:
         self.kernel, self.runs, self.depth = kernel, runs, len(layers)
         self.above = [torch.zeros(runs, h, dtype=dtype) for h in dims[:-1]] + [torch.ones(runs, 1, dtype=dtype)]
         assert scale.is_contiguous(), "scale must be a view the model edits in place (freeze)"
+        if scale.dtype != dtype or (decay is not None and decay.dtype != dtype):
+            raise ValueError(f"the learning rates must be {dtype} like the layers, got {scale.dtype}")
         self.scale = scale.reshape(runs)
         self.decay = decay.reshape(runs).contiguous() if decay is not None else None
         self.work = torch.empty(runs, 2 * max(dims), dtype=dtype)
+        self.chain = [torch.empty(runs, h, dtype=dtype) for h in dims[:-1]]  # c_j, for gradients()
         self._keep = layers  # the pointers below must stay valid
         suffix = SUFFIXES[dtype]
         self._step = getattr(kernel.library, f"step_{suffix}")
         self._forward = getattr(kernel.library, f"forward_{suffix}")
+        self._chains = getattr(kernel.library, f"chains_{suffix}")
+        self._c = (ctypes.c_void_p * len(self.chain))(*[c.data_ptr() for c in self.chain])
         self._dims = (ctypes.c_long * len(dims))(*dims)
         self._layers = (ctypes.c_void_p * len(layers))(*[W.data_ptr() for W in layers])
         self._above = (ctypes.c_void_p * len(self.above))(*[a.data_ptr() for a in self.above])
@@ -74,12 +182,18 @@ class BoundStep:
         """Recompute every A[j] from the layers (after they were changed from outside)."""
         self._forward(self.runs, self.depth, self._dims, self._layers, self._above)
 
+    def gradients(self, g: torch.Tensor) -> list[torch.Tensor]:
+        """∂L/∂W_j = a_jᵀ c_j for every layer, at the current weights (for optimizers other than
+        plain GD, which update the layers themselves and then call forward()). The outer product
+        is one rounding per entry, so only the chains need a fixed order."""
+        g = self._checked(g)
+        self._chains(self.runs, self.depth, self._dims, self._layers, ctypes.c_void_p(g.data_ptr()), self._c)
+        return [a.unsqueeze(2) * c.unsqueeze(1) for a, c in zip(self.above[1:], self.chain)]
+
     def step(self, g: torch.Tensor) -> None:
         """W_j ← (1 − ηλ)W_j − η a_jᵀ c_j for every layer (DeepLinear's notation), then A on the
         new weights."""
-        g = g.contiguous()
-        if g.shape != self.above[0].shape or g.dtype != self.above[0].dtype:
-            raise ValueError(f"the gradient must be {tuple(self.above[0].shape)} {self.above[0].dtype}, got {tuple(g.shape)} {g.dtype}")
+        g = self._checked(g)
         self._step(
             self.runs,
             self.depth,
@@ -91,6 +205,11 @@ class BoundStep:
             self._decay,
             self._work,
         )
+
+    def _checked(self, g: torch.Tensor) -> torch.Tensor:
+        if g.shape != self.above[0].shape or g.dtype != self.above[0].dtype:
+            raise ValueError(f"the gradient must be {tuple(self.above[0].shape)} {self.above[0].dtype}, got {tuple(g.shape)} {g.dtype}")
+        return g.contiguous()
 
 
 def kernel_for(device: str) -> FusedKernel | None:
@@ -110,23 +229,41 @@ def fused_kernel() -> FusedKernel | None:
         print(f"overparam: no C compiler ({cc}) found; training uses torch ops, about 2x slower at width 100", file=sys.stderr)
         return None
     try:
-        path = _compiled(cc)
-        library = ctypes.CDLL(str(path))
+        return load_kernel(_compiled(cc))
     except (OSError, subprocess.SubprocessError) as error:
         print(f"overparam: could not build the fused kernel ({error}); training uses torch ops", file=sys.stderr)
         return None
-    for suffix in SUFFIXES.values():
-        getattr(library, f"step_{suffix}").argtypes = [ctypes.c_long, ctypes.c_long, *[ctypes.c_void_p] * 7]
-        getattr(library, f"forward_{suffix}").argtypes = [ctypes.c_long, ctypes.c_long, *[ctypes.c_void_p] * 3]
-        getattr(library, f"step_{suffix}").restype = getattr(library, f"forward_{suffix}").restype = None
+
+
+def load_kernel(path: Path) -> FusedKernel:
+    """The kernels from a built library, with every function's C signature declared."""
+    library = ctypes.CDLL(str(path))
+    long, ptr = ctypes.c_long, ctypes.c_void_p
+    for suffix, real in (("f64", ctypes.c_double), ("f32", ctypes.c_float)):
+        signatures = {
+            "step": [long, long, *[ptr] * 7],
+            "forward": [long, long, *[ptr] * 3],
+            "lp_pass": [long, long, long, ptr, ptr, ptr, ctypes.c_double, real, ctypes.c_int, ptr, ptr, ptr],
+            "gram_pass": [long, long, ptr, ptr, real, ptr, ctypes.c_int, ptr, ptr],
+            "moments": [long, long, *[ptr] * 5],
+            "chains": [long, long, *[ptr] * 4],
+            "rule12_step": [long, long, *[ptr] * 4, long],
+            "warmup_step": [long, long, *[ptr] * 4],
+            "adagrad_update": [long, long, *[ptr] * 4, *[ctypes.c_double] * 2],
+            "adadelta_update": [long, long, *[ptr] * 5, *[ctypes.c_double] * 3],
+            "adam_update": [long, long, *[ptr] * 5, *[ctypes.c_double] * 6],
+        }
+        for name, argtypes in signatures.items():
+            function = getattr(library, f"{name}_{suffix}")
+            function.argtypes, function.restype = argtypes, None
     return FusedKernel(library, path)
 
 
 def _compiled(compiler: str) -> Path:
     """The shared library, built once per source, compiler and CPU, then reused from the cache."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    identity = SOURCE.read_bytes() + repr((FLAGS, version, platform.machine(), _cpu_flags())).encode()
-    name = f"fused_step-{hashlib.sha256(identity).hexdigest()[:16]}.so"
+    identity = b"".join(source.read_bytes() for source in SOURCES) + repr((FLAGS, version, platform.machine(), _cpu_flags())).encode()
+    name = f"kernels-{hashlib.sha256(identity).hexdigest()[:16]}.so"
     for folder in (_cache_folder(), Path(tempfile.gettempdir()) / "overparam"):
         path = folder / name
         if path.exists():
@@ -134,7 +271,7 @@ def _compiled(compiler: str) -> Path:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             partial = folder / f"{name}.{os.getpid()}.partial"  # processes may build at once
-            _build(compiler, partial)
+            build(compiler, partial)
             os.replace(partial, path)
             return path
         except OSError:  # not writable (read-only home, say): the next folder
@@ -142,10 +279,16 @@ def _compiled(compiler: str) -> Path:
     raise OSError("no writable cache folder")
 
 
-def _build(compiler: str, output: Path) -> None:
-    # Not every compiler knows -march=native or -fopenmp; without OpenMP the kernel runs on one thread.
-    for extra in (["-fopenmp", "-march=native"], ["-fopenmp"], ["-march=native"], []):
-        result = subprocess.run([compiler, *FLAGS, *extra, str(SOURCE), "-o", str(output)], capture_output=True, text=True, timeout=120)
+BUILDS = (["-fopenmp", "-march=native"], ["-fopenmp"], ["-march=native"], [])
+
+
+def build(compiler: str, output: Path, builds: tuple[list[str], ...] = BUILDS) -> None:
+    """Compile the kernels into `output` with the first set of extra flags that builds.
+    Not every compiler knows -march=native or -fopenmp; without OpenMP the kernels run on one thread."""
+    for extra in builds:
+        result = subprocess.run(
+            [compiler, *FLAGS, *extra, *map(str, SOURCES), "-o", str(output), "-lm"], capture_output=True, text=True, timeout=120
+        )
         if result.returncode == 0:
             return
     errors = [line for line in result.stderr.splitlines() if "error" in line]

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import torch
 
+from overparam.engine.kernel import FusedKernel
 from overparam.losses import lp_residual_power_, lp_value
 
 DIVERGED_ABOVE = 1e100  # a loss this large never comes back: call the run diverged
@@ -69,8 +70,12 @@ class Gram:
         return loss, 2.0 * (Gw - self.b)
 
 
-def objective_for(X: torch.Tensor, y: torch.Tensor, p: float) -> Objective:
-    """The cheapest exact way to evaluate ℓp and its gradient on this data."""
+def objective_for(X: torch.Tensor, y: torch.Tensor, p: float, kernel: FusedKernel | None = None) -> Objective:
+    """The cheapest exact way to evaluate ℓp and its gradient on this data: in the kernel where
+    it takes the data (its sums have one order on every CPU), else in torch ops."""
+    owned = kernel.objective(X, y, p) if kernel is not None else None
+    if owned is not None:
+        return owned
     return Gram(X, y) if p == 2.0 and X.shape[0] > X.shape[1] else DataPass(X, y, p)
 
 
@@ -83,9 +88,11 @@ def run_loop(
     record_every: int,
     on_progress: Callable[[int], None] = lambda done: None,
     record_end_to_end: bool = False,
+    kernel: FusedKernel | None = None,
 ) -> Trace:
-    """Train `model` for `steps` full-batch steps on ℓp; `on_progress` gets steps done so far."""
-    objective = objective_for(X, y, p)
+    """Train `model` for `steps` full-batch steps on ℓp; `on_progress` gets steps done so far.
+    With a `kernel`, the pass over the data runs in it."""
+    objective = objective_for(X, y, p, kernel)
     runs, d = model.end_to_end().shape
     # Preallocated: small tensors kept alive between the step's large temporaries fragment the
     # heap, and memory then grows with the step count (≈6 KB a step at 48 runs).

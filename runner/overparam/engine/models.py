@@ -39,12 +39,22 @@ class DeepLinear:
         self.optimizer = None if optimizer is None or isinstance(optimizer, GradientDescent) else optimizer
         self.states = [self.optimizer.init(W) for W in layers] if self.optimizer else []
         self._above: list[torch.Tensor] = []
-        fits = kernel is not None and self.optimizer is None and kernel.supports(layers)
+        fits = kernel is not None and kernel.supports(layers)
         self._fused = kernel.bind(layers, self.step_scale, self.decay) if fits else None
+        self._kernel = kernel if fits else None  # for the other optimizers' updates
 
     @property
     def uses_kernel(self) -> bool:
-        return self._fused is not None
+        """Whether the whole step runs in the fused kernel (plain GD); other optimizers take only
+        their gradients from it."""
+        return self._fused is not None and self.optimizer is None
+
+    @property
+    def arithmetic(self) -> str:
+        """What computes this model's numbers, for its runs' records (data pass aside)."""
+        if self._fused is None:
+            return "torch ops"
+        return "C kernels"
 
     def end_to_end(self) -> torch.Tensor:
         """(R, d); also keeps a_j = W_N⋯W_{j+1} for the backward chain."""
@@ -59,8 +69,13 @@ class DeepLinear:
         return a.squeeze(1)
 
     def descend(self, g: torch.Tensor) -> None:
-        if self._fused is not None:
+        if self._fused is not None and self.optimizer is None:
             self._fused.step(g)
+            return
+        if self._fused is not None and self.optimizer is not None:
+            for j, (W, grad) in enumerate(zip(self.layers, self._fused.gradients(g))):
+                self.optimizer.update(W, grad, self.states[j], self.lr, self.weight_decay, self._kernel)
+            self._fused.forward()
             return
         c = g.unsqueeze(1)  # (R, 1, d)
         for j, (W, a) in enumerate(zip(self.layers, self._above)):
@@ -89,19 +104,29 @@ class DeepLinear:
 
 class EndToEnd:
     """A depth-1 model moved by the end-to-end rule of a depth-N network, (12) or (10):
-    W_e ← (1 − ηλN)W_e − η·direction(W_e, ∇L¹(W_e))."""
+    W_e ← (1 − ηλN)W_e − η·direction(W_e, ∇L¹(W_e)). Given a `kernel`, rule (12) runs in it."""
 
-    def __init__(self, w: torch.Tensor, lr: torch.Tensor, weight_decay: float, depth: int, rule: int = 12) -> None:
+    def __init__(
+        self, w: torch.Tensor, lr: torch.Tensor, weight_decay: float, depth: int, rule: int = 12, kernel: FusedKernel | None = None
+    ) -> None:
         self.w = w  # (R, d)
         self.lr = lr.view(-1, 1).clone()
         self.decay = 1.0 - self.lr * weight_decay * depth
         self.depth = depth
         self.rule = rule
+        self._flat = kernel.flat([self.w, self.lr, self.decay]) if kernel is not None and rule == 12 else None
+
+    @property
+    def arithmetic(self) -> str:
+        return "C kernels" if self._flat is not None else "torch ops"
 
     def end_to_end(self) -> torch.Tensor:
         return self.w
 
     def descend(self, g: torch.Tensor) -> None:
+        if self._flat is not None:
+            self._flat.rule12(self.w, g, self.lr, self.decay, self.depth)
+            return
         if self.rule == 12:
             direction = rule12_direction(self.w, g, self.depth)
         else:  # the general rule on W_e as a 1 × d matrix
@@ -119,15 +144,23 @@ class WarmupForm:
     w ← w − ρ∇L(w) − γw,  ρ = η ω₂²,  γ = η ω₂⁻¹ ∂L/∂ω₂,  and ω₂ ← ω₂ − η ∂L/∂ω₂,
     where ∂L/∂ω₂ = ∇L(w)·w₁ = ∇L(w)·w / ω₂."""
 
-    def __init__(self, w: torch.Tensor, omega: torch.Tensor, lr: torch.Tensor) -> None:
+    def __init__(self, w: torch.Tensor, omega: torch.Tensor, lr: torch.Tensor, kernel: FusedKernel | None = None) -> None:
         self.w = w  # (R, d)
         self.omega = omega.view(-1, 1)  # (R, 1)
         self.lr = lr.view(-1, 1).clone()
+        self._flat = kernel.flat([self.w, self.omega, self.lr]) if kernel is not None else None
+
+    @property
+    def arithmetic(self) -> str:
+        return "C kernels" if self._flat is not None else "torch ops"
 
     def end_to_end(self) -> torch.Tensor:
         return self.w
 
     def descend(self, g: torch.Tensor) -> None:
+        if self._flat is not None:
+            self._flat.warmup(self.w, self.omega, g, self.lr)
+            return
         d_omega = (g * self.w).sum(dim=1, keepdim=True) / self.omega  # ∂L/∂ω₂
         rho = self.lr * self.omega.square()
         gamma = self.lr * d_omega / self.omega

@@ -1,8 +1,10 @@
 """Batched optimisers for R independent runs, with torch.optim's exact update order.
 
 Each is a small config (pydantic, the spec's `optimizer:`) with `init(param)` → state and
-`update(param, grad, state, lr)`, which changes `param` in place. `lr` broadcasts against
-`param` (one value per run). Weight decay is torch.optim's: grad + λ·param.
+`update(param, grad, state, lr, weight_decay, kernel)`, which changes `param` in place. `lr`
+broadcasts against `param` (one value per run). Weight decay is torch.optim's: grad + λ·param.
+Given a `kernel`, the update runs in optim.c (the same operations in the same order, rounded the
+same on every CPU); else in torch ops.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from overparam.engine.kernel import FusedKernel
+
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 State = dict[str, Any]
+Kernel = FusedKernel | None
 
 
 class GradientDescent(BaseModel):
@@ -25,7 +30,9 @@ class GradientDescent(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {}
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+    def update(
+        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
+    ) -> None:
         if weight_decay:
             grad = grad.add(param, alpha=weight_decay)
         param.sub_(lr * grad)
@@ -42,7 +49,11 @@ class AdaGrad(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {"sum": torch.full_like(param, self.initial_accumulator)}
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+    def update(
+        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
+    ) -> None:
+        if kernel is not None and kernel.update("adagrad", param, grad, [state["sum"]], lr, [weight_decay, self.eps]):
+            return
         if weight_decay:
             grad = grad.add(param, alpha=weight_decay)
         state["sum"].addcmul_(grad, grad, value=1.0)
@@ -61,7 +72,12 @@ class AdaDelta(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {"square_avg": torch.zeros_like(param), "acc_delta": torch.zeros_like(param)}
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
+    def update(
+        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
+    ) -> None:
+        moments = [state["square_avg"], state["acc_delta"]]
+        if kernel is not None and kernel.update("adadelta", param, grad, moments, lr, [weight_decay, self.rho, self.eps]):
+            return
         if weight_decay:
             grad = grad.add(param, alpha=weight_decay)
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
@@ -84,15 +100,20 @@ class Adam(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {"step": 0, "m": torch.zeros_like(param), "v": torch.zeros_like(param)}
 
-    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
-        if weight_decay:
-            grad = grad.add(param, alpha=weight_decay)
+    def update(
+        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
+    ) -> None:
         state["step"] += 1
         step = state["step"]
-        state["m"].lerp_(grad, 1.0 - self.beta1)
-        state["v"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
         bias_correction1 = 1.0 - self.beta1**step
         bias_correction2_sqrt = (1.0 - self.beta2**step) ** 0.5
+        scalars = [weight_decay, self.beta1, self.beta2, self.eps, bias_correction1, bias_correction2_sqrt]
+        if kernel is not None and kernel.update("adam", param, grad, [state["m"], state["v"]], lr, scalars):
+            return
+        if weight_decay:
+            grad = grad.add(param, alpha=weight_decay)
+        state["m"].lerp_(grad, 1.0 - self.beta1)
+        state["v"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
         step_size = lr / bias_correction1
         denom = state["v"].sqrt().div_(bias_correction2_sqrt).add_(self.eps)  # one fresh buffer, reused below
         param.sub_(denom.reciprocal_().mul_(state["m"]).mul_(step_size))
