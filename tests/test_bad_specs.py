@@ -94,6 +94,18 @@ CORPUS: dict[str, str | bytes] = {
     "steps_to_gap_without_gap": mutated(checks=[{"kind": "bound", "metric": "steps_to_gap", "model": "deep", "hi": 3}]),
     "end_to_end_not_recorded": mutated(checks=[{"kind": "close", "models": ["deep", "shallow"], "curve": "end_to_end", "tol": 0.1}]),
     "at_step_not_recorded": mutated(checks=[{"kind": "bound", "metric": "final_gap", "model": "deep", "hi": 3, "at_step": 7}]),
+    # Refused before anything expands it: nine levels of nine aliases is 9^9 nodes.
+    "yaml_alias_bomb": "id: bomb\na: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")),
+    "yaml_alias": VALID.replace("seeds:\n- 0\n- 1\n", "seeds: &s [0, 1]\nmore: *s\n"),
+    "yaml_merge_key": VALID.replace("loss:\n  kind: lp\n  p: 4\n", "loss:\n  <<: {kind: lp}\n  p: 4\n"),
+    "synthetic_noise_inf": mutated(data={"kind": "synthetic", "n": 64, "d": 6, "noise": float("inf")}),
+    "lr_as_string": VALID.replace("- 0.01", '- "0.01"'),
+    "depth_as_string": mutated(models__1__depth="3"),
+    "lr_nan": mutated(tune={"lr": [float("nan")]}),
+    "seeds_repeated": mutated(seeds=[0, 0]),
+    "model_names_repeated": mutated(models__1__name="shallow"),
+    "steps_in_exponent_form": VALID.replace("steps: 400", "steps: 4e2"),
 }
 
 
@@ -160,3 +172,19 @@ def test_any_mutation_of_a_valid_spec_is_accepted_or_located(tmp_path: Path, whe
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     if result.exit_code == 2:
         assert all(LOCATED.match(line) for line in lines_of(result)), result.output
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (mutated(models__1__depth="3"), "YAML reads '3' as text"),
+        (VALID.replace("steps: 400", "steps: 1e15"), "write the whole number as digits (1000000000000000)"),
+        (mutated(checks=[{"kind": "close", "models": ["deep", "shallow"], "tolerance": 0.1}]), "did you mean 'tol'?"),
+        (VALID.replace("loss:\n  kind: lp\n  p: 4\n", "loss:\n  <<: {kind: lp}\n  p: 4\n"), "merge keys (<<) are not supported"),
+    ],
+)
+def test_the_message_says_what_yaml_read_and_what_to_write(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(content)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and expected in result.output, result.output

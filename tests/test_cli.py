@@ -102,6 +102,14 @@ def test_bad_specs_exit_2_with_located_lines_and_no_traceback(tmp_path: Path, di
     assert not dirs["reports"].exists()
 
 
+def test_the_readmes_spec_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.yaml").write_text(example)
+    result = invoke("validate", tmp_path / "example.yaml")
+    assert result.exit_code == 0, result.output
+
+
 def test_validate_accepts_the_shipped_specs() -> None:
     specs = sorted(Path(__file__).resolve().parents[1].joinpath("specs").glob("*.yaml"))
     result = invoke("validate", *specs)
@@ -149,3 +157,19 @@ def test_the_convnet_claim_runs_end_to_end_on_real_mnist(tmp_path: Path, dirs: d
     report = (dirs["reports"] / "tiny_convnet.md").read_text()
     assert "Verdict: reproduced (decided by the checks" in report and "1,925,614" in report
     assert "0 runs trained, 2 from the run store" in invoke("run", path, *run_args(dirs)).output
+
+
+def test_progress_without_a_terminal_prints_plain_lines(monkeypatch) -> None:  # noqa: ANN001
+    import io
+
+    from rich.console import Console
+
+    from overparam import progress
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    log = io.StringIO()
+    bar = progress.RichProgress(Console(file=log, force_terminal=False))
+    bar.begin("l4_depth", runs=4, run_steps=4000)
+    bar.advance(2000)
+    bar.end()
+    assert "l4_depth: 2 of 4 runs' steps done" in log.getvalue() and "run-steps/s" in log.getvalue()

@@ -85,7 +85,7 @@ def test_download_refuses_an_archive_with_the_wrong_checksum(tmp_path: Path) -> 
 
 def test_a_malformed_row_is_located(tmp_path: Path) -> None:
     (tmp_path / "batch1.dat").write_text("1;10.0 1:0.5 2:oops\n")
-    with pytest.raises(OverparamError, match=r"batch1.dat:1: not a UCI row"):
+    with pytest.raises(OverparamError, match=r"batch1.dat:1: feature 2 is .oops., not a number"):
         read_rows([tmp_path / "batch1.dat"], 1)
 
 
@@ -95,3 +95,58 @@ def test_synthetic_data_is_seeded_and_has_the_requested_conditioning() -> None:
     assert torch.equal(a.X, b.X) and a.fingerprint == b.fingerprint
     eig = torch.linalg.eigvalsh(a.X.T @ a.X / a.X.shape[0])
     assert 0.5e4 < float(eig[-1] / eig[0]) < 2e4
+
+
+def official_like_zip(folder: Path) -> Path:
+    """A zip laid out like UCI's archive (a Dataset/ folder of batch files beside other files),
+    built from the shared files."""
+    import zipfile
+
+    archive = folder / "uci.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Dataset/README.txt", "gas sensor array drift")
+        for path in batch_files(SHARED_UCI):
+            zf.write(path, f"Dataset/{path.name}")
+    return archive
+
+
+SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-gas-drift"
+
+
+def test_a_download_is_checked_extracted_and_read_like_the_shared_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    archive = official_like_zip(tmp_path)
+    monkeypatch.setattr(uci, "UCI_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+    monkeypatch.setattr(uci, "UCI_URL", archive.as_uri())
+    monkeypatch.setattr(uci, "cache_dir", lambda: tmp_path / "cache" / "uci-gas-drift")
+    folder = locate(None)  # nothing given: the cache, downloaded into
+    assert folder == tmp_path / "cache" / "uci-gas-drift"
+    assert [p.name for p in batch_files(folder)] == [p.name for p in batch_files(SHARED_UCI)]
+    cfg = UciGasData(kind="uci_gas", gas_class=1)
+    assert load_uci_gas(cfg, folder).fingerprint == load_uci_gas(cfg, SHARED_UCI).fingerprint
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in batch_files(folder))  # no leftovers
+
+
+def test_a_download_killed_mid_way_leaves_nothing_a_later_run_trusts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    archive = official_like_zip(tmp_path)
+    monkeypatch.setattr(uci, "UCI_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+    extract = uci._extract_batches
+
+    def killed_after_one_file(zipped: Path, into: Path) -> None:
+        extract(zipped, into)
+        raise KeyboardInterrupt  # Ctrl-C between extracting and moving into place
+
+    monkeypatch.setattr(uci, "_extract_batches", killed_after_one_file)
+    dest = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        uci.fetch_official_zip(dest, url=archive.as_uri())
+    assert not dest.exists()  # no half-extracted cache, not even an empty folder
+
+
+def test_a_failed_first_download_leaves_no_empty_cache_folder(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        uci.fetch_official_zip(tmp_path / "cache", url=(tmp_path / "missing.zip").as_uri())
+    assert not (tmp_path / "cache").exists()

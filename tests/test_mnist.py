@@ -56,3 +56,24 @@ def test_training_records_cross_entropy_and_penalty_apart() -> None:
     assert ce.shape == penalty.shape == (2,)
     assert ce[1] < ce[0]  # learning
     assert 2.5 < float(penalty[0]) < 4.0  # the tutorial's penalty is ≈3 at init, as CLAIMS.md notes
+
+
+def test_a_download_from_a_mirror_is_checked_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from overparam import mnist
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    sums = {}
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (mirror / name).write_bytes((MNIST / name).read_bytes())
+        sums[name] = hashlib.md5((mirror / name).read_bytes()).hexdigest()
+    monkeypatch.setattr(mnist, "FILES", sums)
+    monkeypatch.setattr(mnist, "MIRROR", mirror.as_uri() + "/")
+    monkeypatch.setattr(mnist, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.delenv("OVERPARAM_MNIST", raising=False)
+    images, labels = locate(None, "test")
+    assert images.parent == tmp_path / "cache"
+    downloaded = load_mnist(MnistData(kind="mnist", split="test"), None)
+    assert downloaded[2] == load_mnist(MnistData(kind="mnist", split="test"), MNIST)[2]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from overparam.results import Metric, ModelResult, Results, max_rel_dev, median, metric_per_seed
+from overparam.strict import STRICT
 
-STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 SeedRule = Literal["all", "median"]
 Refs = list[tuple[tuple[str | int, ...], str]]
 

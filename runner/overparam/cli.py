@@ -1,6 +1,8 @@
 """The `overparam` command: run, verify-all, validate, list, schema.
 
-Exit codes: 0 every check holds, 1 a check fails, 2 bad input (one located line per problem).
+Exit codes: 0 every check holds, 1 a check fails, 2 bad input (spec, data, paths: one located
+line per problem), 3 a fault of the machine or the run store (one line naming the path and what
+to do; `overparam --debug ...` shows the traceback), 130 interrupted (what was kept is said).
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from pydantic import TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
+from overparam.atomic import write_whole
+from overparam.checkpoint import DEFAULT_EVERY_S, CheckpointedInterrupt
 from overparam.convnet_spec import ConvnetSpec
-from overparam.errors import OverparamError
+from overparam.errors import EnvironmentFault, OverparamError
 from overparam.executors import ExecutorKind, make_executor
 from overparam.pipeline import Options, Outcome, Session, verify
 from overparam.progress import RichProgress
 from overparam.report import write_index
 from overparam.spec import Spec
 from overparam.specload import check_all_profiles, load_spec
+from overparam.store import RunStore
 from overparam.sweep_spec import SweepSpec
 from overparam.theory_spec import TheorySpec
 
@@ -36,22 +41,56 @@ err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@app.callback()
+def options(
+    ctx: typer.Context, debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a fault (exit 3)")] = False
+) -> None:
+    """Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs."""
+    ctx.obj = {"debug": debug}
+
+
 def user_errors(command: F) -> F:
-    """User errors become their lines on stderr and exit 2, never a traceback; Ctrl-C says what was kept."""
+    """User errors become their lines on stderr and exit 2, faults of the machine or the store
+    exit 3, never a traceback (but with --debug); Ctrl-C says what was kept."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except EnvironmentFault as fault:
+            _fault(fault.lines, _context(args, kwargs))
+        except OSError as error:  # the disk, a permission: wherever it happens
+            where = f"{error.filename}: " if error.filename else ""
+            _fault((f"{where}{error.strerror or error}; check the path, its permissions and the free disk space",), _context(args, kwargs))
         except OverparamError as error:
             for line in error.lines:
                 err.print(line, markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except CheckpointedInterrupt as interrupt:
+            err.print(
+                f"interrupted: finished groups of runs are in the run store, and the group in training was kept: {interrupt.kept}; rerun to continue from there",
+                markup=False,
+            )
+            raise typer.Exit(130) from None
         except KeyboardInterrupt:
             err.print("interrupted: every finished group of runs is in the run store; rerun to continue from there")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return next((a for a in (*args, *kwargs.values()) if hasattr(a, "find_root")), None)  # typer passes its click Context
+
+
+def _fault(lines: tuple[str, ...], context: Any) -> None:
+    """Exit 3 with the fault's lines; the traceback too under `overparam --debug` (read from the
+    command's context, which commands that can fault take as their first parameter)."""
+    if context is not None and (context.find_root().obj or {}).get("debug"):
+        err.print_exception()
+    for line in lines:
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(3) from None
 
 
 SpecPaths = Annotated[list[Path], typer.Argument(help="spec files", show_default=False)]
@@ -64,12 +103,17 @@ ReportsOpt = Annotated[Path, typer.Option("--reports", help="where reports are w
 SpecsDirOpt = Annotated[Path, typer.Option("--specs", help="folder of spec files")]
 JobsOpt = Annotated[int, typer.Option("--jobs", min=1, max=1024, help="worker processes (or Ray tasks) training groups of runs at once")]
 ExecutorOpt = Annotated[ExecutorKind, typer.Option("--executor", help="local (this machine) or ray (pip install 'overparam\\[ray]')")]
+CheckpointOpt = Annotated[
+    float,
+    typer.Option("--checkpoint-every", min=0.0, help="seconds between checkpoints of a group in training (a kill loses at most this)"),
+]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001")]
 
 
 @app.command()
 @user_errors
 def run(
+    ctx: typer.Context,
     specs: SpecPaths,
     profile: ProfileOpt = None,
     device: DeviceOpt = "cpu",
@@ -80,11 +124,13 @@ def run(
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
+    checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
 ) -> None:
     """Run specs, check their claims, write reports/<id>.md."""
-    options = Options(store, reports, profile, _checked_device(device), data_dir, fresh)
+    options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
     for path in specs:
         load_spec(path, profile)  # every spec is checked before anything trains
+    _checked_outputs(store, reports)
     session = Session(executor=make_executor(executor, jobs, address))
     outcomes = [_verify_one(path, options, session) for path in specs]
     raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
@@ -93,6 +139,7 @@ def run(
 @app.command("verify-all")
 @user_errors
 def verify_all(
+    ctx: typer.Context,
     specs_dir: SpecsDirOpt = Path("specs"),
     profile: ProfileOpt = None,
     device: DeviceOpt = "cpu",
@@ -103,17 +150,19 @@ def verify_all(
     jobs: JobsOpt = 1,
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
+    checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md."""
     paths = _spec_files(specs_dir)
     specs = [check_all_profiles(path) for path in paths]
+    _checked_outputs(store, reports)
     session = Session(executor=make_executor(executor, jobs, address))
     outcomes = []
     for path, spec in zip(paths, specs):
         chosen = profile if profile in spec.profiles else None
         if profile and chosen is None:
             err.print(f"[yellow]{spec.id}: no profile {profile!r}; running its default profile[/]")
-        options = Options(store, reports, chosen, _checked_device(device), data_dir, fresh)
+        options = Options(store, reports, chosen, _checked_device(device), data_dir, fresh, checkpoint_every)
         outcomes.append(_verify_one(path, options, session))
     rows = [(o.spec, o.report.name, o.passed, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}") for o in outcomes]
     index = write_index(rows, reports)
@@ -187,6 +236,18 @@ def _spec_files(folder: Path) -> list[Path]:
     if not paths:
         raise OverparamError(f"{folder}: holds no *.yaml specs")
     return paths
+
+
+def _checked_outputs(store: Path, reports: Path) -> None:
+    """The store and the reports folder, checked before anything trains (not after an hour of it)."""
+    if reports.exists() and not reports.is_dir():
+        raise OverparamError(f"--reports {reports}: a file, not a folder; pass the folder reports go to")
+    if store.is_dir():
+        raise OverparamError(f"--store {store}: a folder, not a file; pass the run store's file, e.g. {store / 'runs.sqlite'}")
+    RunStore(store).close()  # a damaged, foreign or unwritable store: exit 3 now
+    probe = reports / ".overparam-writable"
+    write_whole(probe, lambda partial: partial.write_text(""))
+    probe.unlink()
 
 
 def _checked_device(device: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from overparam.checkpoint import GroupCheckpoint
 from overparam.dataset import Dataset
 from overparam.engine import DeepLinear, EndToEnd, Stacked, WarmupForm, run_loop
 from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
@@ -23,9 +24,12 @@ MIN_BATCH = 4
 Progress = Callable[[int], None]  # run-steps just finished
 
 
-def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Progress) -> list[StoredRun]:
+def train_group(
+    group: list[Run], dataset: Dataset, device: str, on_progress: Progress, checkpoint: GroupCheckpoint | None = None
+) -> list[StoredRun]:
     """One program of plan.grouped: a batched model per shape, one pass over the data per step
-    for all of them. Each run's numbers depend only on its own config."""
+    for all of them. Each run's numbers depend only on its own config. With a `checkpoint`, the
+    program resumes from it and saves to it (checkpoint.py)."""
     first = group[0].config
     dtype = DTYPES[first["dtype"]]
     X = dataset.X.to(device=device, dtype=dtype)
@@ -56,7 +60,8 @@ def train_group(group: list[Run], dataset: Dataset, device: str, on_progress: Pr
 
     start = time.perf_counter()
     kernel = kernel_for(device)
-    trace = run_loop(model, X, y, first["loss"]["p"], first["steps"], first["record_every"], advance, first["record_end_to_end"], kernel)
+    loss, steps, every, vectors = first["loss"]["p"], first["steps"], first["record_every"], first["record_end_to_end"]
+    trace = run_loop(model, X, y, loss, steps, every, advance, vectors, kernel, checkpoint)
     share = (time.perf_counter() - start) / len(group)
     stored = []
     for run, row, where in zip(group, rows, trained_on):

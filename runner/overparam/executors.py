@@ -2,8 +2,8 @@
 
 Workers only compute: each returns its group's StoredRuns and the driver writes them to the
 run store, which stays the single source of truth (a rerun skips what is there). A run's
-numbers do not depend on where it trained: groups are padded (execute.MIN_BATCH) and MKL runs
-in strict reproducible mode (overparam/__init__.py), so the thread count does not change them.
+numbers do not depend on where it trained: the C kernels sum in one fixed order whatever the
+thread count (engine/kernel.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from overparam.checkpoint import Checkpoints
 from overparam.dataset import Dataset
 from overparam.errors import OverparamError
 from overparam.execute import Progress, train_group
@@ -42,15 +43,19 @@ def jobs_for(runs: list[Run], dataset: Dataset) -> list[Job]:
     return [Job(group, dataset) for group in grouped(runs)]
 
 
-def train_jobs(jobs: list[Job], executor: Executor, store: RunStore, device: str, on_progress: Progress) -> None:
-    """Train every job where `executor` says; the driver stores each group as it comes back,
-    so a crash loses the groups in flight at most."""
-    for stored in executor.results(jobs, device, on_progress):
+def train_jobs(
+    jobs: list[Job], executor: Executor, store: RunStore, device: str, on_progress: Progress, checkpoints: Checkpoints | None
+) -> None:
+    """Train every job where `executor` says; the driver stores each group as it comes back, then
+    drops its checkpoint, so a crash loses at most the work since the groups' last checkpoints."""
+    for stored in executor.results(jobs, device, on_progress, checkpoints):
         store.put(stored)
+        if checkpoints is not None:
+            checkpoints.discard([run.key for run in stored])
 
 
 class Executor(Protocol):
-    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         """Every job's StoredRuns, in the order they finish."""
         ...
 
@@ -58,9 +63,10 @@ class Executor(Protocol):
 class InProcess:
     """One group after the other in this process, with progress inside each group."""
 
-    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         for job in jobs:
-            yield train_group(job.runs, job.dataset, device, on_progress)
+            checkpoint = checkpoints.for_group([run.key for run in job.runs]) if checkpoints else None
+            yield train_group(job.runs, job.dataset, device, on_progress, checkpoint)
 
 
 class LocalProcesses:
@@ -69,12 +75,12 @@ class LocalProcesses:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         context = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pool
         with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
             pending: dict[Future[list[StoredRun]], Job] = {
-                pool.submit(train_in_worker, job.runs, job.dataset, device, threads): job for job in jobs
+                pool.submit(train_in_worker, job.runs, job.dataset, device, threads, checkpoints): job for job in jobs
             }
             try:
                 while pending:
@@ -89,12 +95,13 @@ class LocalProcesses:
 
 
 class RayExecutor:
-    """`--executor ray`: one Ray task per group, on a local Ray instance or the cluster at `address`."""
+    """`--executor ray`: one Ray task per group, on a local Ray instance or the cluster at `address`.
+    No checkpoints inside groups: a worker may be on another machine than the store."""
 
     def __init__(self, address: str | None, workers: int) -> None:
         self.address, self.workers = address, workers
 
-    def results(self, jobs: list[Job], device: str, on_progress: Progress) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         ray = _ray()
         if not ray.is_initialized():
             self._connect(ray)
@@ -127,10 +134,13 @@ class RayExecutor:
             ray.init(num_cpus=self.workers, runtime_env=env, log_to_driver=False, include_dashboard=False)
 
 
-def train_in_worker(runs: list[Run], dataset: Dataset, device: str, threads: int) -> list[StoredRun]:
+def train_in_worker(
+    runs: list[Run], dataset: Dataset, device: str, threads: int, checkpoints: Checkpoints | None = None
+) -> list[StoredRun]:
     """A worker's whole job: train one group with `threads` threads, hand the results back."""
     torch.set_num_threads(threads)
-    return train_group(runs, dataset, device, _no_progress)
+    checkpoint = checkpoints.for_group([run.key for run in runs]) if checkpoints else None
+    return train_group(runs, dataset, device, _no_progress, checkpoint)
 
 
 def _no_progress(run_steps: int) -> None:

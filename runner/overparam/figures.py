@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from overparam.atomic import write_whole  # noqa: E402
 from overparam.results import ModelResult  # noqa: E402
 
 # The paper's line colours, in its legend order.
@@ -29,13 +29,12 @@ def gap_figure(panels: list[tuple[str, list[ModelResult]]], title: str, path: Pa
 
 
 def save_atomic(fig: plt.Figure, path: Path) -> None:
-    """Lay out, write via a temporary file and rename (no half-written PNG), and close."""
+    """Lay out, write whole or not at all (atomic.write_whole), and close."""
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp.png")
-    fig.savefig(partial, metadata={"Software": None})
-    plt.close(fig)
-    os.replace(partial, path)
+    try:
+        write_whole(path, lambda partial: fig.savefig(partial, format="png", metadata={"Software": None}))
+    finally:
+        plt.close(fig)
 
 
 def _draw_panel(ax: plt.Axes, results: list[ModelResult], ylabel: str) -> None:

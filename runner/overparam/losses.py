@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from overparam.strict import STRICT
 
 
 class LpLoss(BaseModel):
     """`kind: lp`: mean of |residual|^p. A 1/p factor would only rescale the learning rate."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["lp"]
     p: float = Field(..., ge=2.0, le=64.0, description="exponent, p ≥ 2 (2 = least squares)")
 

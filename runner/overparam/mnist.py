@@ -13,14 +13,16 @@ import os
 import struct
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from overparam.dataset import user_cache
 from overparam.errors import OverparamError
+from overparam.strict import STRICT
 
 MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 FILES = {  # name -> MD5 of the published .gz (the torchvision mirror's checksums)
@@ -35,7 +37,7 @@ PREFIX = {"train": "train", "test": "t10k"}
 class MnistData(BaseModel):
     """`kind: mnist`: the MNIST training split (60k) or test split (10k), pixels scaled to [−0.5, 0.5]."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["mnist"]
     split: Literal["train", "test"] = Field("train", description="which split to train on")
     path: str | None = Field(None, description="folder with the IDX files (relative to the spec)")
@@ -83,10 +85,10 @@ def locate(explicit: Path | None, split: str) -> tuple[Path, Path]:
     return files
 
 
-def download(name: str, dest: Path, mirror: str = MIRROR) -> None:
+def download(name: str, dest: Path, mirror: str | None = None) -> None:
     """Fetch one archive, check its MD5, and move it into place whole."""
     dest.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(mirror + name, timeout=30) as response:
+    with urllib.request.urlopen((mirror or MIRROR) + name, timeout=30) as response:
         blob = response.read()
     if hashlib.md5(blob).hexdigest() != FILES[name]:
         raise OSError(f"checksum mismatch for {name}")
@@ -96,13 +98,19 @@ def download(name: str, dest: Path, mirror: str = MIRROR) -> None:
 
 
 def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file (optionally gzipped) as a uint8 tensor of its stated shape."""
+    """An IDX file (optionally gzipped) as a uint8 tensor of its stated shape; a damaged file is
+    one located OverparamError (gzip's EOFError would read as a user abort to click)."""
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:
+            raise OverparamError(f"{path}: damaged gzip archive ({err or type(err).__name__}); download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise OverparamError(f"{path}: not an IDX file of unsigned bytes")
+        raise OverparamError(f"{path}: not an IDX file of unsigned bytes (its header is damaged or it is another file)")
     ndim = raw[3]
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        raise OverparamError(f"{path}: IDX header cut short ({len(raw)} bytes for {ndim} dimensions)")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     body = raw[4 + 4 * ndim :]
     expected = 1
@@ -117,8 +125,15 @@ def load_mnist(cfg: MnistData, folder: Path | None) -> tuple[torch.Tensor, torch
     """Images (n, 1, 28, 28) float32 in [−0.5, 0.5], labels (n,) int64, and a content fingerprint."""
     images_path, labels_path = locate(folder, cfg.split)
     images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise OverparamError(f"{images_path}: images of shape {tuple(images.shape[1:])}, MNIST's are 28 × 28")
+    if labels.dim() != 1:
+        raise OverparamError(f"{labels_path}: labels of shape {tuple(labels.shape)}, expected one label per image")
     if images.shape[0] != labels.shape[0]:
         raise OverparamError(f"{images_path}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if len(labels) and int(labels.max()) > 9:
+        first = int((labels > 9).nonzero()[0, 0])
+        raise OverparamError(f"{labels_path}: label {int(labels[first])} at position {first}; MNIST labels are 0–9")
     digest = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
     pixels = images.to(torch.float32).div_(255.0).sub_(0.5).unsqueeze(1)
     return pixels, labels.to(torch.int64), digest

@@ -11,12 +11,13 @@ from typing import Protocol
 import torch
 
 from overparam import provenance
+from overparam.checkpoint import DEFAULT_EVERY_S, Checkpoints
 from overparam.checks import CheckResult, evaluate
 from overparam.convnet_runs import convnet_results, plan_convnet_runs, train_convnet_runs
 from overparam.convnet_spec import ConvnetSpec
 from overparam.data import load_dataset
 from overparam.dataset import Dataset
-from overparam.executors import Executor, InProcess, jobs_for, train_jobs
+from overparam.executors import Executor, InProcess, Job, jobs_for, train_jobs
 from overparam.losses import lp_optimum
 from overparam.mnist import load_mnist
 from overparam.plan import Run, plan_runs
@@ -47,6 +48,15 @@ class Options:
     device: str = "cpu"
     data_dir: Path | None = None
     fresh: bool = False
+    checkpoint_every_s: float = DEFAULT_EVERY_S
+
+    def checkpoints(self, jobs: list[Job]) -> Checkpoints:
+        """Checkpoints for these groups beside the store; --fresh drops the ones they had."""
+        checkpoints = Checkpoints.beside(self.store, self.checkpoint_every_s)
+        if self.fresh:
+            for job in jobs:
+                checkpoints.discard([run.key for run in job.runs])
+        return checkpoints
 
 
 @dataclass
@@ -114,7 +124,8 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
         runs = plan_runs(spec, data.fingerprint)
 
         def train(todo: list[Run], store: RunStore) -> None:
-            train_jobs(jobs_for(todo, data), session.executor, store, options.device, progress.advance)
+            jobs = jobs_for(todo, data)
+            train_jobs(jobs, session.executor, store, options.device, progress.advance, options.checkpoints(jobs))
 
     stored, trained = _stored_runs(spec.id, runs, options, progress, train)
     if isinstance(spec, ConvnetSpec):
@@ -164,7 +175,7 @@ def _verify_sweep(spec: SweepSpec, spec_path: Path, options: Options, session: S
         for run in todo:
             by_data.setdefault(data_of[run.key].fingerprint, []).append(run)
         jobs = [job for runs in by_data.values() for job in jobs_for(runs, data_of[runs[0].key])]
-        train_jobs(jobs, session.executor, store, options.device, progress.advance)
+        train_jobs(jobs, session.executor, store, options.device, progress.advance, options.checkpoints(jobs))
 
     stored, trained = _stored_runs(spec.id, unique, options, progress, train)
     results = []

@@ -1,9 +1,15 @@
-"""Rich progress on stderr while training: runs done, run-steps per second, time left."""
+"""Progress on stderr while training: runs done, run-steps per second, time left. A live bar on
+a terminal; elsewhere (a CI log, a file) one plain line every PLAIN_EVERY_S seconds, since rich
+draws nothing there and an hour of silence looks like a hang."""
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+PLAIN_EVERY_S = 60.0
 
 
 class RichProgress:
@@ -18,6 +24,7 @@ class RichProgress:
             self.console.print(f"[dim]{label}: every run came from the run store; nothing to train[/]")
             return
         self._steps_per_run = max(1, run_steps // runs)
+        self.console.print(f"[dim]{label}: {runs:,} runs to train, {run_steps:,} run-steps[/]")
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -31,6 +38,7 @@ class RichProgress:
         self._bar.start()
         self._task = self._bar.add_task(label, total=runs, rate="…")
         self._done = 0
+        self._label, self._total, self._said = label, run_steps, time.monotonic()
 
     def advance(self, run_steps: int) -> None:
         if self._bar is None or self._task is None:
@@ -39,6 +47,14 @@ class RichProgress:
         task = self._bar.tasks[0]
         rate = f"{self._done / task.elapsed:,.0f}" if task.elapsed else "…"
         self._bar.update(self._task, completed=self._done / self._steps_per_run, rate=rate)
+        if not self.console.is_terminal and time.monotonic() - self._said >= PLAIN_EVERY_S:
+            self._said = time.monotonic()
+            self.console.print(self._plain_line(task.elapsed or 0.0), markup=False, highlight=False)
+
+    def _plain_line(self, elapsed: float) -> str:
+        speed = self._done / elapsed if elapsed else 0.0
+        left = f", about {(self._total - self._done) / speed / 60:.0f} min left" if speed else ""
+        return f"{self._label}: {self._done / self._steps_per_run:.0f} of {self._total // self._steps_per_run} runs' steps done, {speed:,.0f} run-steps/s{left}"
 
     def end(self) -> None:
         if self._bar is not None:

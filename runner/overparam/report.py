@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from overparam import provenance
+from overparam.atomic import write_whole
 from overparam.checks import CheckResult
 from overparam.convnet_spec import ConvnetSpec
 from overparam.dataset import Dataset
@@ -323,11 +323,8 @@ def _config_text(config: BaseModel) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    """Write a report whole or not at all (atomic.write_whole)."""
+    write_whole(path, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
 def write_index(rows: list[tuple[Claim, str, bool, str]], reports: Path) -> Path:

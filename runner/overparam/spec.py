@@ -10,17 +10,16 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from overparam.checks import Check
 from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
 from overparam.losses import LpLoss
+from overparam.strict import STRICT
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
 from overparam.yamlpos import Path_
-
-STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PaperRef(BaseModel):

@@ -88,7 +88,18 @@ def _error_line(error: Any, raw: Any, path: Path, positions: Positions, origin: 
         message = f"unknown kind {error['input'].get('kind')!r}; expected one of {error['ctx']['expected_tags']}"
     elif error["type"] == "union_tag_not_found":
         message = "needs a `kind` key"
+    elif error["type"] in ("int_type", "float_type", "bool_type", "int_from_float"):
+        message += _yaml_type_hint(error["input"])
     return _located(path, positions, origin(at), at, message)
+
+
+def _yaml_type_hint(value: Any) -> str:
+    """Why YAML gave the validator this type, and how to write what was meant."""
+    if isinstance(value, str):
+        return f"; YAML reads {value!r} as text (it is quoted or not a number): remove the quotes or fix the number"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e300:
+        return f"; YAML reads {value:g} as a decimal number: write the whole number as digits ({int(value)})"
+    return ""
 
 
 def _data_path(loc: tuple[Any, ...], raw: Any) -> Path_:
@@ -122,6 +133,7 @@ def _unknown_key_message(key: str, schema: type[BaseModel]) -> str:
     if key in names:
         return f"{key!r} is not a key here; remove it or move it where it belongs"
     hint = difflib.get_close_matches(key, sorted(names), n=1)
+    hint = hint or sorted(n for n in names if len(n) >= 3 and (key.startswith(n) or n.startswith(key)))[:1]  # tolerance → tol
     return f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "; remove it")
 
 

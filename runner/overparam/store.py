@@ -1,14 +1,20 @@
 """The run store: one SQLite row per finished run, keyed by the run's hash.
 
 Writes are single transactions, so a crash never leaves half a run; WAL mode lets several
-processes read and write one store at once.
+processes read and write one store at once. A `meta` table names the file an overparam store
+and its schema version, so another program's database is never written into; each run carries
+a digest of its contents, so a row changed after it was written is refused, not reported.
+Every SQLite or file-system failure becomes an EnvironmentFault naming the store (exit 3).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import sqlite3
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +22,12 @@ from typing import Any
 
 import torch
 
+from overparam.errors import EnvironmentFault
+
+SCHEMA_VERSION = "2"  # 2: meta table, per-run digest
+META = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     key TEXT PRIMARY KEY,
@@ -26,7 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT NOT NULL,
     created TEXT NOT NULL,
     end_to_end BLOB,             -- zlib-compressed float64 W_e (T × d) at the recorded steps, or NULL
-    penalty BLOB                 -- the convnet's L2 penalty term (T,) beside its cross-entropy, or NULL
+    penalty BLOB,                -- the convnet's L2 penalty term (T,) beside its cross-entropy, or NULL
+    digest TEXT                  -- sha256 of the row's contents (_digest)
 )
 """
 
@@ -45,54 +58,127 @@ class StoredRun:
 
 class RunStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
+        with self._faults("open"):
+            if path.is_file() and path.stat().st_size and _header(path) != b"SQLite format 3\x00":
+                raise sqlite3.DatabaseError("file is not a database")  # SQLite would take a tiny file as empty
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._claim()
+
+    def _claim(self) -> None:
+        """Make sure this file is an overparam store (or new), then bring it to this schema."""
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables - {"runs", "meta"} or ("meta" not in tables and tables and not self._looks_like_runs()):
+            raise EnvironmentFault(
+                f"{self.path}: not an overparam run store (it holds the tables {', '.join(sorted(tables))}); pass --store a new file name"
+            )
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(META)
+            self._db.execute(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "penalty" not in columns:  # a store written before convnet runs existed
+                self._db.execute("ALTER TABLE runs ADD COLUMN penalty BLOB")
+            if "digest" not in columns:  # a store written before digests: its rows are trusted once, now
+                self._db.execute("ALTER TABLE runs ADD COLUMN digest TEXT")
+                rows = self._db.execute("SELECT key, config, losses, diverged_at, end_to_end, penalty FROM runs").fetchall()
+                self._db.executemany("UPDATE runs SET digest = ? WHERE key = ?", [(_digest(*row), row[0]) for row in rows])
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('app', 'overparam'), ('schema', ?)", (SCHEMA_VERSION,))
+
+    def _looks_like_runs(self) -> bool:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "penalty" not in columns:  # a store written before convnet runs existed
-            self._db.execute("ALTER TABLE runs ADD COLUMN penalty BLOB")
+        return {"key", "config", "losses", "diverged_at", "wall_s", "device", "created"} <= columns
+
+    @contextlib.contextmanager
+    def _faults(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise EnvironmentFault(f"{self.path}: cannot {doing} the run store ({error}); {_advice(str(error))}") from error
+        except OSError as error:
+            raise EnvironmentFault(
+                f"{self.path}: cannot {doing} the run store ({error.strerror or error}); {_advice(str(error))}"
+            ) from error
 
     def get(self, keys: list[str]) -> dict[str, StoredRun]:
+        """The stored runs among `keys`; a row whose contents no longer match its digest is an
+        EnvironmentFault naming it (the store was changed outside overparam)."""
         found: dict[str, StoredRun] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            columns = "key, config, losses, diverged_at, wall_s, device, end_to_end, penalty"
-            rows = self._db.execute(f"SELECT {columns} FROM runs WHERE key IN ({marks})", chunk)
-            for key, config, blob, diverged_at, wall_s, device, vectors, penalty in rows:
-                losses = _unpacked(blob)
-                end_to_end = _unpacked(vectors).view(len(losses), -1) if vectors is not None else None
-                penalty_curve = _unpacked(penalty) if penalty is not None else None
-                found[key] = StoredRun(key, json.loads(config), losses, diverged_at, wall_s, device, end_to_end, penalty_curve)
+        with self._faults("read"):
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                columns = "key, config, losses, diverged_at, wall_s, device, end_to_end, penalty, digest"
+                for row in self._db.execute(f"SELECT {columns} FROM runs WHERE key IN ({marks})", chunk):
+                    found[row[0]] = self._checked(row)
         return found
+
+    def _checked(self, row: tuple) -> StoredRun:
+        key, config, blob, diverged_at, wall_s, device, vectors, penalty, digest = row
+        if digest != _digest(key, config, blob, diverged_at, vectors, penalty):
+            what = (
+                "has no digest (written before digests existed)"
+                if digest is None
+                else "does not match its digest: it was changed after it was written"
+            )
+            try:
+                described = " ({model[kind]}, lr {lr:g}, seed {seed})".format(**json.loads(config))
+            except (ValueError, KeyError, TypeError):
+                described = ""
+            raise EnvironmentFault(f"{self.path}: run {key}{described} {what}; rerun with --fresh to train it again")
+        losses = _unpacked(blob)
+        end_to_end = _unpacked(vectors).view(len(losses), -1) if vectors is not None else None
+        penalty_curve = _unpacked(penalty) if penalty is not None else None
+        return StoredRun(key, json.loads(config), losses, diverged_at, wall_s, device, end_to_end, penalty_curve)
 
     def put(self, runs: list[StoredRun]) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        rows = [
-            (
-                r.key,
+        rows = []
+        for r in runs:
+            config, losses, vectors, penalty = (
                 json.dumps(r.config, sort_keys=True),
                 _packed(r.losses),
-                r.diverged_at,
-                r.wall_s,
-                r.device,
-                now,
                 _packed(r.end_to_end),
                 _packed(r.penalty),
             )
-            for r in runs
-        ]
-        with self._db:  # commits the batch as one transaction, or rolls it back
+            digest = _digest(r.key, config, losses, r.diverged_at, vectors, penalty)
+            rows.append((r.key, config, losses, r.diverged_at, r.wall_s, r.device, now, vectors, penalty, digest))
+        with self._faults("write"), self._db:  # commits the batch as one transaction, or rolls it back
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
-                "INSERT OR REPLACE INTO runs (key, config, losses, diverged_at, wall_s, device, created, end_to_end, penalty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO runs (key, config, losses, diverged_at, wall_s, device, created, end_to_end, penalty, digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
     def close(self) -> None:
         self._db.close()
+
+
+def _digest(key: str, config: str, losses: bytes, diverged_at: int | None, vectors: bytes | None, penalty: bytes | None) -> str:
+    """What a run's numbers are, hashed: any change to a stored row shows."""
+    h = hashlib.sha256()
+    for part in (key.encode(), config.encode(), losses, str(diverged_at).encode(), vectors or b"-", penalty or b"-"):
+        h.update(len(part).to_bytes(8, "little") + part)
+    return h.hexdigest()
+
+
+def _header(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(16)
+
+
+def _advice(error: str) -> str:
+    error = error.lower()
+    if "full" in error or "no space" in error:
+        return "free disk space and rerun (finished groups are kept)"
+    if "readonly" in error or "read-only" in error or "permission" in error:
+        return "make it writable or pass --store a writable path"
+    if "not a database" in error or "malformed" in error or "corrupt" in error:
+        return "it is damaged or not a store: pass --store a new file name (or delete it to start over)"
+    return "check the path, or pass --store another file"
 
 
 def _packed(values: torch.Tensor | None) -> bytes | None:

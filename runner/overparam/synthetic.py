@@ -6,15 +6,16 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from overparam.dataset import Dataset, standardized, tensor_digest
+from overparam.strict import STRICT
 
 
 class SyntheticData(BaseModel):
     """`kind: synthetic`: X = Z·diag(s) with singular spectrum spread over `condition`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["synthetic"]
     n: int = Field(256, ge=2, le=1_000_000, description="rows")
     d: int = Field(16, ge=1, le=10_000, description="features")

@@ -9,7 +9,10 @@ from pydantic import BaseModel, Field
 from overparam.spec import STRICT, Claim
 from overparam.yamlpos import Path_
 
-Shape = tuple[Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=1, le=64)]]
+# YAML has lists, not tuples: a tuple field takes a list (strict=False), its entries stay strict.
+Size = Annotated[int, Field(strict=True, ge=1, le=64)]
+Shape = Annotated[tuple[Size, Size, Size], Field(strict=False)]
+Case = Annotated[tuple[Size, Size, Size, Size], Field(strict=False)]
 Depths = list[Annotated[int, Field(ge=1, le=16)]]
 
 
@@ -38,7 +41,7 @@ class EndToEndFlowProbe(BaseModel):
 
     model_config = STRICT
     kind: Literal["end_to_end_flow"]
-    cases: list[tuple[int, int, int, int]] = Field(..., min_length=1, description="(k, d, width, depth) per case")
+    cases: list[Case] = Field(..., min_length=1, description="(k, d, width, depth) per case")
     lrs: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(..., min_length=2)
     horizon: float = Field(1.0, gt=0.0, le=100.0, description="η × steps, the same for every lr")
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0)

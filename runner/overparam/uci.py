@@ -7,6 +7,7 @@ Where the files come from, in order: `data.path` in the spec or `--data-dir`, th
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -17,14 +18,16 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from overparam.dataset import Dataset, standardized, user_cache
 from overparam.errors import OverparamError
+from overparam.strict import STRICT
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/270/gas+sensor+array+drift+dataset+at+different+concentrations.zip"
 UCI_SHA256 = "98fe3a30981a222dd4518fbcc3dddd45d5c0ce9b03ef6dc6fe5cf7a04cfbff5e"
 N_FEATURES = 128
+INDICES = tuple(str(i) for i in range(1, N_FEATURES + 1))
 BATCH_FILE = re.compile(r"^batch(\d+)\.dat$")
 CLASS_NOTE = (
     "class 1 is the paper's 'Ethanol' task, but the dataset's own per-batch composition "
@@ -35,7 +38,7 @@ CLASS_NOTE = (
 class UciGasData(BaseModel):
     """`kind: uci_gas`: one gas class of the UCI drift data, target = concentration (ppmv)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["uci_gas"]
     gas_class: int = Field(1, ge=1, le=6, description="1..6; the paper's 'Ethanol' task is 1")
     standardize: bool = Field(True, description="z-score every feature and the target")
@@ -47,9 +50,22 @@ def cache_dir() -> Path:
 
 
 def batch_files(folder: Path) -> list[Path]:
-    """The batch*.dat files in `folder`, in batch order."""
-    found = [p for p in folder.glob("batch*.dat") if BATCH_FILE.match(p.name)]
-    return sorted(found, key=lambda p: int(BATCH_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
+    """The batch*.dat files in `folder`, in batch order: each batch number once, and no file that
+    links out of the folder (a spec reads only the data folders it names)."""
+    found = sorted((p for p in folder.glob("batch*.dat") if BATCH_FILE.match(p.name)), key=lambda p: (_batch_number(p), p.name))
+    inside = folder.resolve()
+    for path in found:
+        if not path.resolve().is_relative_to(inside):
+            raise OverparamError(f"{path}: links out of the data folder (to {path.resolve()}); copy the file into {folder} instead")
+    numbers = [_batch_number(p) for p in found]
+    for number in sorted({n for n in numbers if numbers.count(n) > 1}):
+        names = ", ".join(p.name for p in found if _batch_number(p) == number)
+        raise OverparamError(f"{folder}: batch {number} is there twice ({names}); keep one")
+    return found
+
+
+def _batch_number(path: Path) -> int:
+    return int(BATCH_FILE.match(path.name).group(1))  # type: ignore[union-attr]
 
 
 def locate(explicit: Path | None, *, download: bool = True) -> Path:
@@ -57,6 +73,8 @@ def locate(explicit: Path | None, *, download: bool = True) -> Path:
     for origin, folder in (("data path", explicit), ("OVERPARAM_DATA", _env_dir())):
         if folder is None:
             continue
+        if not folder.is_dir():
+            raise OverparamError(f"{origin} {folder}: no such folder; point it at the folder of the UCI batch*.dat files")
         if not batch_files(folder):
             raise OverparamError(f"{origin} {folder}: no batch*.dat files there; point it at the UCI batch files")
         return folder
@@ -85,24 +103,30 @@ def fetch_official_zip(dest: Path, url: str | None = None) -> None:
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     url = url or UCI_URL
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        archive = Path(tmp) / "uci.zip"
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(url, timeout=30) as response, archive.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
-            with Progress(*columns, transient=True) as bar:
-                task = bar.add_task("downloading UCI gas data", total=total)
-                while chunk := response.read(1 << 16):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    bar.advance(task, len(chunk))
-        if digest.hexdigest() != UCI_SHA256:
-            raise OSError(f"checksum mismatch: got sha256 {digest.hexdigest()[:12]}…, expected {UCI_SHA256[:12]}…")
-        _extract_batches(archive, Path(tmp))
-        for part in batch_files(Path(tmp)):
-            os.replace(part, dest / part.name)  # whole files only: a crash leaves no half file
+    try:
+        with tempfile.TemporaryDirectory(dir=dest) as tmp:
+            archive = Path(tmp) / "uci.zip"
+            digest = hashlib.sha256()
+            with urllib.request.urlopen(url, timeout=30) as response, archive.open("wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+                with Progress(*columns, transient=True) as bar:
+                    task = bar.add_task("downloading UCI gas data", total=total)
+                    while chunk := response.read(1 << 16):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        bar.advance(task, len(chunk))
+            if digest.hexdigest() != UCI_SHA256:
+                raise OSError(f"checksum mismatch: got sha256 {digest.hexdigest()[:12]}…, expected {UCI_SHA256[:12]}…")
+            _extract_batches(archive, Path(tmp))
+            for part in batch_files(Path(tmp)):
+                os.replace(part, dest / part.name)  # whole files only, and only once all are extracted
+    except BaseException:
+        if created and not any(dest.iterdir()):
+            dest.rmdir()  # a failed first download leaves no empty cache folder behind
+        raise
 
 
 def _extract_batches(archive: Path, into: Path) -> None:
@@ -115,29 +139,71 @@ def _extract_batches(archive: Path, into: Path) -> None:
 
 
 def read_rows(files: list[Path], gas_class: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
-    """Rows of one class: features (n, 128), concentrations (n,), and rows found per file."""
+    """Rows of one class: features (n, 128), concentrations (n,), and rows found per file. Every
+    row of every file is checked (parse_row), so a damaged file is refused, not half read."""
     features: list[list[float]] = []
     target: list[float] = []
     per_file: dict[str, int] = {}
-    prefix = f"{gas_class};"
     for path in files:
-        count = 0
-        for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.startswith(prefix):
+        count = rows = 0
+        for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if not line.strip():
                 continue
             try:
-                label, *pairs = line.split()
-                row = [0.0] * N_FEATURES
-                for pair in pairs:
-                    index, value = pair.split(":")
-                    row[int(index) - 1] = float(value)
-                target.append(float(label.split(";")[1]))
-            except (ValueError, IndexError) as err:
-                raise OverparamError(f"{path}:{lineno}: not a UCI row 'CLASS;CONC i:v ...' ({err})") from err
-            features.append(row)
-            count += 1
+                label, concentration, row = parse_row(line)
+            except ValueError as err:
+                raise OverparamError(f"{path}:{lineno}: {err}") from None
+            rows += 1
+            if label == gas_class:
+                features.append(row)
+                target.append(concentration)
+                count += 1
+        if rows == 0:
+            raise OverparamError(f"{path}: empty batch file (no rows); remove it or download the data again")
         per_file[path.name] = count
     return torch.tensor(features, dtype=torch.float64), torch.tensor(target, dtype=torch.float64), per_file
+
+
+def parse_row(line: str) -> tuple[int, float, list[float]]:
+    """'CLASS;CONCENTRATION 1:v1 2:v2 … 128:v128' → (class, concentration, 128 values); a
+    ValueError says what is wrong: every index 1–128 exactly once, every number finite."""
+    label, *pairs = line.split()
+    gas, sep, conc = label.partition(";")
+    if not sep or not gas.isdigit() or not 1 <= int(gas) <= 6:
+        raise ValueError(f"starts with {label!r}, not 'CLASS;CONCENTRATION' with a class 1–6")
+    concentration = _finite(conc, "the concentration")
+    indices, _, values = zip(*(pair.partition(":") for pair in pairs)) if pairs else ((), (), ())
+    if indices == INDICES:  # the files' own layout, 1…128 in order: the fast path
+        try:
+            row = list(map(float, values))
+        except ValueError:
+            row = []
+        if row and all(map(math.isfinite, row)):
+            return int(gas), concentration, row
+    row = [math.nan] * N_FEATURES
+    for pair in pairs:
+        index, sep, value = pair.partition(":")
+        if not sep or not index.isdigit() or not 1 <= int(index) <= N_FEATURES:
+            raise ValueError(f"{pair!r} is not 'i:value' with a feature index 1–{N_FEATURES}")
+        i = int(index) - 1
+        if not math.isnan(row[i]):
+            raise ValueError(f"feature {index} appears twice")
+        row[i] = _finite(value, f"feature {index}")
+    missing = [str(i + 1) for i, v in enumerate(row) if math.isnan(v)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise ValueError(f"{len(missing)} of the {N_FEATURES} features missing (index {shown}); the row is cut short or damaged")
+    return int(gas), concentration, row
+
+
+def _finite(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} is {text!r}, not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} is {text}; values must be finite")
+    return value
 
 
 def load_uci_gas(cfg: UciGasData, folder: Path) -> Dataset:

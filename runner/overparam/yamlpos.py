@@ -1,11 +1,13 @@
 """YAML loading that remembers where every key and list item sits, for located error messages.
 
-`yaml.safe_load` semantics (no tags, no code), plus: duplicate keys are errors, and the file
-must be UTF-8 text holding one mapping.
+`yaml.safe_load` semantics (no tags, no code), plus: duplicate keys are errors, anchors and
+aliases are refused before anything expands them (a few hundred bytes of nested aliases expand
+to billions of nodes), and the file must be UTF-8 text holding one mapping.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,21 @@ Path_ = tuple[str | int, ...]
 Positions = dict[Path_, tuple[int, int]]  # key path -> (line, column), both 1-based
 
 
+class SpecLoader(yaml.SafeLoader):
+    """yaml.SafeLoader, but `1e-3` is a number as in YAML 1.2 (YAML 1.1 wants `1.0e-3` and reads
+    `1e-3` as a string, which a strict schema would then refuse). A quoted "1e-3" stays a string."""
+
+
+SpecLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 def load_yaml(path: Path) -> tuple[dict[str, Any], Positions]:
     """The document as plain data and the position of every key; OverparamError when unreadable."""
     text = _read_text(path)
-    loader = yaml.SafeLoader(text)
+    loader = SpecLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -29,7 +42,7 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], Positions]:
             raise OverparamError(f"{path}:{_line_col(node)}: expected a YAML mapping at the top, got {_kind(node)}")
         positions: Positions = {}
         problems: list[str] = []
-        _walk(node, (), positions, problems, path)
+        _walk(node, (), positions, problems, path, set())
         if problems:
             raise OverparamError(*problems)
         data = loader.construct_document(node)
@@ -55,11 +68,22 @@ def _read_text(path: Path) -> str:
         raise OverparamError(f"{path}:{line}:{col}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8") from err
 
 
-def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str], path: Path) -> None:
+def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str], path: Path, visited: set[int]) -> None:
+    if id(node) in visited:  # the composer hands an alias the anchor's own node: met twice
+        raise OverparamError(
+            f"{path}:{_line_col(node)}: {dotted(at)}: repeats the value anchored here (an alias, *name); anchors and aliases are not supported in specs: write the value out"
+        )
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                problems.append(
+                    f"{path}:{_line_col(key_node)}: {dotted(at + (key,))}: merge keys (<<) are not supported in specs; write the keys out"
+                )
+                continue
             if key_node.tag != "tag:yaml.org,2002:str":
                 kind = key_node.tag.rsplit(":", 1)[-1]
                 problems.append(
@@ -70,11 +94,11 @@ def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str],
                 problems.append(f"{path}:{_line_col(key_node)}: {dotted(at + (key,))}: duplicate key (first at line {first}); keep one")
             seen[key] = key_node
             positions[at + (key,)] = _mark(key_node)
-            _walk(value_node, at + (key,), positions, problems, path)
+            _walk(value_node, at + (key,), positions, problems, path, visited)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             positions[at + (index,)] = _mark(item)
-            _walk(item, at + (index,), positions, problems, path)
+            _walk(item, at + (index,), positions, problems, path, visited)
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
+
+from overparam.strict import STRICT
 
 
 class NormalInit(BaseModel):
     """Near-zero init: every entry of every layer iid N(0, std²)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["normal"]
     std: float = Field(0.01, gt=0.0, le=10.0)
 
@@ -22,7 +24,7 @@ class BalancedInit(BaseModel):
     unit vector drawn before anything width-dependent, so every width and the end-to-end model
     start from the same W_e."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["balanced"]
     scale: float = Field(0.1, gt=0.0, le=100.0, description="‖W_e‖ at step 0")
 
@@ -30,7 +32,7 @@ class BalancedInit(BaseModel):
 class IdentityInit(BaseModel):
     """id-init: layers 1..N−1 are (rectangular) identities, the output layer is N(0, std²)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
     kind: Literal["identity"]
     std: float = Field(0.01, gt=0.0, le=10.0, description="std of the output layer")
 

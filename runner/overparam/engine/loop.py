@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
+from overparam.checkpoint import CheckpointedInterrupt, GroupCheckpoint
 from overparam.engine.kernel import FusedKernel
 from overparam.losses import lp_residual_power_, lp_value
 
@@ -18,6 +20,8 @@ class Model(Protocol):
     def end_to_end(self) -> torch.Tensor: ...
     def descend(self, g: torch.Tensor) -> None: ...
     def freeze(self, runs: torch.Tensor) -> None: ...
+    def state(self) -> dict[str, Any]: ...
+    def load(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -89,35 +93,73 @@ def run_loop(
     on_progress: Callable[[int], None] = lambda done: None,
     record_end_to_end: bool = False,
     kernel: FusedKernel | None = None,
+    checkpoint: GroupCheckpoint | None = None,
 ) -> Trace:
     """Train `model` for `steps` full-batch steps on ℓp; `on_progress` gets steps done so far.
-    With a `kernel`, the pass over the data runs in it."""
+    With a `kernel`, the pass over the data runs in it. With a `checkpoint`, the loop starts from
+    its saved state if there is one, saves its state whenever one is due, and on Ctrl-C saves
+    before raising CheckpointedInterrupt."""
     objective = objective_for(X, y, p, kernel)
     runs, d = model.end_to_end().shape
     # Preallocated: small tensors kept alive between the step's large temporaries fragment the
     # heap, and memory then grows with the step count (≈6 KB a step at 48 runs).
     recorded = steps // record_every + 1
-    losses = torch.empty(runs, recorded, dtype=torch.float64)
-    end_to_end = torch.empty(runs, recorded, d, dtype=torch.float64) if record_end_to_end else None
-    diverged_at: list[int | None] = [None] * runs
+    trace = Trace(
+        losses=torch.empty(runs, recorded, dtype=torch.float64),
+        diverged_at=[None] * runs,
+        end_to_end=torch.empty(runs, recorded, d, dtype=torch.float64) if record_end_to_end else None,
+    )
     alive = torch.ones(runs, dtype=torch.bool, device=X.device)
-    for step in range(steps + 1):
-        w = model.end_to_end()  # (R, d)
-        recording = step % record_every == 0
-        loss, g = objective(w, recording)
-        if recording:
-            assert loss is not None
-            bad = alive & ~(torch.isfinite(loss) & (loss < DIVERGED_ABOVE))
-            if bool(bad.any()):
-                for r in bad.nonzero().flatten().tolist():
-                    diverged_at[r] = step
-                alive &= ~bad
-                model.freeze(bad)
-            losses[:, step // record_every] = torch.where(alive, loss, torch.full_like(loss, float("nan")))
-            if end_to_end is not None:
-                end_to_end[:, step // record_every] = w
-            on_progress(step)
-        if step == steps:
-            break
-        model.descend(g)
-    return Trace(losses=losses, diverged_at=diverged_at, end_to_end=end_to_end)
+    saved = checkpoint.load() if checkpoint is not None else None
+    start = _resume(saved, model, trace, alive) if saved is not None else 0
+    with checkpoint.deferring_interrupts() if checkpoint is not None else contextlib.nullcontext():
+        for step in range(start, steps + 1):
+            if checkpoint is not None and step > start and checkpoint.due():
+                checkpoint.save(
+                    {"step": step, "model": model.state(), "trace": _recorded_so_far(trace, step, record_every), "alive": alive}
+                )
+                if checkpoint.interrupted:
+                    raise CheckpointedInterrupt(f"its checkpoint is at step {step:,} of {steps:,} ({checkpoint.path})")
+            w = model.end_to_end()  # (R, d)
+            recording = step % record_every == 0
+            loss, g = objective(w, recording)
+            if recording:
+                assert loss is not None
+                _record(trace, model, alive, loss, w, step, record_every)
+                on_progress(step)
+            if step == steps:
+                break
+            model.descend(g)
+    return trace
+
+
+def _record(trace: Trace, model: Model, alive: torch.Tensor, loss: torch.Tensor, w: torch.Tensor, step: int, record_every: int) -> None:
+    """Record step's losses (and W_e); freeze the runs that just diverged."""
+    bad = alive & ~(torch.isfinite(loss) & (loss < DIVERGED_ABOVE))
+    if bool(bad.any()):
+        for r in bad.nonzero().flatten().tolist():
+            trace.diverged_at[r] = step
+        alive &= ~bad
+        model.freeze(bad)
+    trace.losses[:, step // record_every] = torch.where(alive, loss, torch.full_like(loss, float("nan")))
+    if trace.end_to_end is not None:
+        trace.end_to_end[:, step // record_every] = w
+
+
+def _recorded_so_far(trace: Trace, step: int, record_every: int) -> dict[str, Any]:
+    """What the trace holds before `step` (records at steps < step)."""
+    done = (step - 1) // record_every + 1
+    vectors = trace.end_to_end[:, :done].clone() if trace.end_to_end is not None else None
+    return {"losses": trace.losses[:, :done].clone(), "end_to_end": vectors, "diverged_at": list(trace.diverged_at)}
+
+
+def _resume(saved: dict[str, Any], model: Model, trace: Trace, alive: torch.Tensor) -> int:
+    """Put a checkpoint's state back; the step to continue from."""
+    model.load(saved["model"])
+    done = saved["trace"]["losses"].shape[1]
+    trace.losses[:, :done] = saved["trace"]["losses"]
+    if trace.end_to_end is not None:
+        trace.end_to_end[:, :done] = saved["trace"]["end_to_end"]
+    trace.diverged_at[:] = saved["trace"]["diverged_at"]
+    alive.copy_(saved["alive"])
+    return int(saved["step"])

@@ -7,6 +7,8 @@ given g = ∇L¹(W_e), the depth-1 gradient at that W_e.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from overparam.engine.end_to_end import rule10_direction, rule12_direction
@@ -88,6 +90,30 @@ class DeepLinear:
                 W.baddbmm_(a.transpose(1, 2) * self.step_scale, c)  # W_j −= η a_jᵀ c_j
             c = c_next
 
+    def state(self) -> dict[str, Any]:
+        """Everything that changes while training (for a checkpoint); `load` puts it back in place."""
+        states = [{k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()} for s in self.states]
+        return {
+            "layers": [W.clone() for W in self.layers],
+            "lr": self.lr.clone(),
+            "step_scale": self.step_scale.clone(),
+            "optimizer": states,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        for W, saved in zip(self.layers, state["layers"]):
+            W.copy_(saved)  # in place: the kernel holds these tensors' pointers
+        self.lr.copy_(state["lr"])
+        self.step_scale.copy_(state["step_scale"])
+        for mine, saved in zip(self.states, state["optimizer"]):
+            for key, value in saved.items():
+                if isinstance(value, torch.Tensor):
+                    mine[key].copy_(value)
+                else:
+                    mine[key] = value
+        if self._fused is not None:
+            self._fused.forward()
+
     def freeze(self, runs: torch.Tensor) -> None:
         """Park diverged runs at zero with zero step, so they stay finite and cost nothing extra."""
         for W in self.layers:
@@ -133,6 +159,13 @@ class EndToEnd:
             direction = rule10_direction(self.w.unsqueeze(1), g.unsqueeze(1), self.depth).squeeze(1)
         self.w.copy_(self.w * self.decay - self.lr * direction)
 
+    def state(self) -> dict[str, Any]:
+        return {"w": self.w.clone(), "lr": self.lr.clone()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.w.copy_(state["w"])
+        self.lr.copy_(state["lr"])
+
     def freeze(self, runs: torch.Tensor) -> None:
         self.w[runs] = 0.0
         self.lr[runs] = 0.0
@@ -167,6 +200,14 @@ class WarmupForm:
         self.w.copy_(self.w - rho * g - gamma * self.w)
         self.omega.sub_(self.lr * d_omega)
 
+    def state(self) -> dict[str, Any]:
+        return {"w": self.w.clone(), "omega": self.omega.clone(), "lr": self.lr.clone()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.w.copy_(state["w"])
+        self.omega.copy_(state["omega"])
+        self.lr.copy_(state["lr"])
+
     def freeze(self, runs: torch.Tensor) -> None:
         self.w[runs] = 0.0
         self.omega[runs] = 1.0
@@ -188,6 +229,13 @@ class Stacked:
     def descend(self, g: torch.Tensor) -> None:
         for model, part in zip(self.models, g.split(self.sizes)):
             model.descend(part)
+
+    def state(self) -> dict[str, Any]:
+        return {"models": [model.state() for model in self.models]}
+
+    def load(self, state: dict[str, Any]) -> None:
+        for model, saved in zip(self.models, state["models"]):
+            model.load(saved)
 
     def freeze(self, runs: torch.Tensor) -> None:
         for model, part in zip(self.models, runs.split(self.sizes)):

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from overparam.engine.kernel import FusedKernel
+from overparam.strict import STRICT
 
-STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 State = dict[str, Any]
 Kernel = FusedKernel | None
 

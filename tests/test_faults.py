@@ -1,0 +1,128 @@
+"""Faults of the machine or the run store: one line naming the path and what to do, exit 3 (2
+for a bad path given on the command line), nothing half written, and a store changed behind
+overparam's back is refused rather than reported."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import small_spec, write_spec
+from overparam.atomic import write_whole
+from overparam.cli import app
+from overparam.errors import EnvironmentFault
+
+
+def run(tmp_path: Path, *extra: str, store: Path | None = None, reports: Path | None = None):
+    spec = write_spec(tmp_path, small_spec())
+    store = store or tmp_path / "store.sqlite"
+    reports = reports or tmp_path / "reports"
+    return CliRunner().invoke(app, [*extra, "run", str(spec), "--store", str(store), "--reports", str(reports)])
+
+
+def one_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_a_store_that_is_not_sqlite_is_a_fault(tmp_path: Path) -> None:
+    store = tmp_path / "notes.txt"
+    store.write_text("my notes, not a database\n" * 100)
+    result = run(tmp_path, store=store)
+    assert result.exit_code == 3
+    assert str(store) in one_line(result) and "not a database" in one_line(result)
+    assert store.read_text().startswith("my notes")  # untouched
+
+
+def test_a_truncated_store_is_a_fault(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
+    with sqlite3.connect(store) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.write_bytes(store.read_bytes()[: store.stat().st_size // 3])
+    result = run(tmp_path, store=store)
+    assert result.exit_code == 3 and str(store) in one_line(result)
+
+
+def test_another_programs_database_is_not_used(tmp_path: Path) -> None:
+    store = tmp_path / "theirs.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER, amount REAL)")
+    result = run(tmp_path, store=store)
+    assert result.exit_code == 3 and "not an overparam run store (it holds the tables invoices)" in one_line(result)
+    with sqlite3.connect(store) as db:
+        assert [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["invoices"]
+
+
+def test_a_tampered_run_is_refused_naming_it(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
+    with sqlite3.connect(store) as db:
+        key, blob = db.execute("SELECT key, losses FROM runs LIMIT 1").fetchone()
+        import zlib
+
+        import torch
+
+        losses = torch.frombuffer(bytearray(zlib.decompress(blob)), dtype=torch.float64).clone()
+        losses[-1] *= 0.25
+        db.execute("UPDATE runs SET losses = ? WHERE key = ?", (zlib.compress(losses.numpy().tobytes()), key))
+    result = run(tmp_path, store=store)
+    assert result.exit_code == 3
+    line = one_line(result)
+    assert f"run {key}" in line and "changed after it was written" in line and "--fresh" in line
+    assert run(tmp_path, "--debug", store=store).exit_code == 3
+    assert "Traceback" in run(tmp_path, "--debug", store=store).output
+
+
+def test_reports_pointing_at_a_file_is_refused_before_training(tmp_path: Path) -> None:
+    reports = tmp_path / "report.md"
+    reports.write_text("x")
+    result = run(tmp_path, reports=reports)
+    assert result.exit_code == 2 and "a file, not a folder" in one_line(result)
+    assert (
+        not (tmp_path / "store.sqlite").exists()
+        or sqlite3.connect(tmp_path / "store.sqlite").execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions; run the tests as a user to check this")
+def test_a_read_only_reports_folder_is_a_fault_before_training(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    reports.chmod(0o555)
+    result = run(tmp_path, reports=reports)
+    assert result.exit_code == 3 and str(reports) in one_line(result)
+
+
+def test_a_full_disk_leaves_no_half_file_and_is_one_fault(tmp_path: Path) -> None:
+    def full(partial: Path) -> None:
+        partial.write_text("half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(partial))
+
+    target = tmp_path / "figures" / "claim.png"
+    with pytest.raises(EnvironmentFault) as fault:
+        write_whole(target, full)
+    assert str(target) in fault.value.lines[0] and "No space left" in fault.value.lines[0]
+    assert list((tmp_path / "figures").iterdir()) == []  # neither the file nor its temporary
+
+
+def test_a_store_from_before_digests_is_migrated_once(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
+    columns = "key, config, losses, diverged_at, wall_s, device, created, end_to_end, penalty"
+    legacy = tmp_path / "legacy.sqlite"
+    with sqlite3.connect(legacy) as db:  # as an earlier version wrote it: no meta, no digest column
+        db.execute(f"CREATE TABLE runs ({columns.replace('key', 'key TEXT PRIMARY KEY', 1)})")
+        db.execute(f"ATTACH DATABASE '{store}' AS new")
+        db.execute(f"INSERT INTO runs SELECT {columns} FROM new.runs")
+    store = legacy
+    again = run(tmp_path, store=store)
+    assert again.exit_code == 0 and "0 runs trained, 8 from the run store" in again.output
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE digest IS NULL").fetchone()[0] == 0
