@@ -173,3 +173,12 @@ def test_progress_without_a_terminal_prints_plain_lines(monkeypatch) -> None:  #
     bar.advance(2000)
     bar.end()
     assert "l4_depth: 2 of 4 runs' steps done" in log.getvalue() and "run-steps/s" in log.getvalue()
+
+
+def test_help_does_not_load_torch() -> None:
+    """`overparam --help` answers at once: torch (seconds to import) loads when a command runs."""
+    import subprocess
+    import sys
+
+    probe = "import sys, overparam.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 DEFAULT_EVERY_S = 180.0
 
 
@@ -72,6 +70,8 @@ class GroupCheckpoint:
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none; an unreadable or foreign file is set aside
         with one line on stderr (the group then trains from the start)."""
+        import torch  # here, not at the top: the CLI imports this module for its --help
+
         if not self.path.exists():
             return None
         try:
@@ -86,6 +86,8 @@ class GroupCheckpoint:
         return state
 
     def save(self, state: dict[str, Any]) -> None:
+        import torch
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
         torch.save({**state, "keys": self.keys}, partial)

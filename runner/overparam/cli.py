@@ -12,27 +12,20 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-import torch
 import typer
-from pydantic import TypeAdapter
 from rich.console import Console
 from rich.table import Table
 
-from overparam.atomic import write_whole
 from overparam.checkpoint import DEFAULT_EVERY_S, CheckpointedInterrupt
-from overparam.convnet_spec import ConvnetSpec
 from overparam.errors import EnvironmentFault, OverparamError
-from overparam.executors import ExecutorKind, make_executor
-from overparam.pipeline import Options, Outcome, Session, verify
-from overparam.progress import RichProgress
-from overparam.report import write_index
-from overparam.spec import Spec
-from overparam.specload import check_all_profiles, load_spec
-from overparam.store import RunStore
-from overparam.sweep_spec import SweepSpec
-from overparam.theory_spec import TheorySpec
+
+# The commands import the rest (and torch, seconds to load) when they run: `--help` is instant.
+if TYPE_CHECKING:
+    from overparam.pipeline import Options, Outcome, Session
+
+ExecutorKind = Literal["local", "ray"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
 out = Console(soft_wrap=True)
@@ -127,6 +120,10 @@ def run(
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
 ) -> None:
     """Run specs, check their claims, write reports/<id>.md."""
+    from overparam.executors import make_executor
+    from overparam.pipeline import Options, Session
+    from overparam.specload import load_spec
+
     options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
     for path in specs:
         load_spec(path, profile)  # every spec is checked before anything trains
@@ -153,6 +150,11 @@ def verify_all(
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md."""
+    from overparam.executors import make_executor
+    from overparam.pipeline import Options, Session
+    from overparam.report import write_index
+    from overparam.specload import check_all_profiles
+
     paths = _spec_files(specs_dir)
     specs = [check_all_profiles(path) for path in paths]
     _checked_outputs(store, reports)
@@ -175,6 +177,8 @@ def verify_all(
 @user_errors
 def validate(specs: SpecPaths) -> None:
     """Check spec files (and every profile in them); print every problem as file:line:col."""
+    from overparam.specload import check_all_profiles
+
     problems: list[str] = []
     for path in specs:
         try:
@@ -190,6 +194,8 @@ def validate(specs: SpecPaths) -> None:
 @user_errors
 def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
     """A table of the claims in the specs folder."""
+    from overparam.specload import load_spec
+
     table = Table(title="claims")
     for column in ("id", "group", "title", "verdict", "models", "checks", "profiles"):
         table.add_column(column)
@@ -204,11 +210,21 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
 @user_errors
 def schema() -> None:
     """Print the JSON Schema of a spec (regression, or `experiment:` convnet, theory or sweep)."""
+    from pydantic import TypeAdapter
+
+    from overparam.convnet_spec import ConvnetSpec
+    from overparam.spec import Spec
+    from overparam.sweep_spec import SweepSpec
+    from overparam.theory_spec import TheorySpec
+
     adapter = TypeAdapter(Spec | ConvnetSpec | TheorySpec | SweepSpec)
     sys.stdout.write(json.dumps(adapter.json_schema(), indent=2) + "\n")
 
 
 def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
+    from overparam.pipeline import verify
+    from overparam.progress import RichProgress
+
     outcome = verify(path, options, session, RichProgress(err))
     verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
@@ -240,6 +256,9 @@ def _spec_files(folder: Path) -> list[Path]:
 
 def _checked_outputs(store: Path, reports: Path) -> None:
     """The store and the reports folder, checked before anything trains (not after an hour of it)."""
+    from overparam.atomic import write_whole
+    from overparam.store import RunStore
+
     if reports.exists() and not reports.is_dir():
         raise OverparamError(f"--reports {reports}: a file, not a folder; pass the folder reports go to")
     if store.is_dir():
@@ -251,6 +270,8 @@ def _checked_outputs(store: Path, reports: Path) -> None:
 
 
 def _checked_device(device: str) -> str:
+    import torch
+
     if device == "cpu":
         return device
     if device.startswith("cuda"):

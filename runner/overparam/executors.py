@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -23,8 +23,6 @@ from overparam.errors import OverparamError
 from overparam.execute import Progress, train_group
 from overparam.plan import Run, grouped
 from overparam.store import RunStore, StoredRun
-
-ExecutorKind = Literal["local", "ray"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ def _no_progress(run_steps: int) -> None:
     """Workers report when a group finishes, not within it."""
 
 
-def make_executor(kind: ExecutorKind, jobs: int, address: str | None) -> Executor:
+def make_executor(kind: str, jobs: int, address: str | None) -> Executor:
     """`jobs` workers (default for Ray: one per core of this machine, for a local Ray instance)."""
     if kind == "ray":
         return RayExecutor(address, jobs if jobs > 1 else os.cpu_count() or 1)
