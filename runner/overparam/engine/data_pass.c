@@ -7,7 +7,7 @@
  * with scale = p/n (the step loop's ∇L¹). One pass over X per block of BLOCK runs: each row is
  * read once, dotted with the block's weights, and added into the block's gradients while it is in
  * L1. Every sum runs in a fixed order: dot products over LANES partial sums then a fixed tree (as
- * in fused_step.c), the gradient over i in row order, the loss over i in row order in double. The
+ * in lanes.h), the gradient over i in row order, the loss over i in row order in double. The
  * build turns off fused multiply-add contraction. Runs are split between OpenMP threads by whole
  * runs, so neither the thread count nor the block a run falls in changes its numbers.
  *
@@ -17,7 +17,8 @@
 #include <math.h>
 #include <string.h>
 
-#define LANES(T) ((int)(64 / sizeof(T)))
+#include "lanes.h"
+
 #define BLOCK 4  /* runs per pass over the data (dots and accumulate are written out for 4) */
 #define ROWS 16  /* rows per chunk: a chunk stays in L1 between the dot products and the gradient */
 
@@ -31,17 +32,6 @@ static inline V_##SUFFIX load_##SUFFIX(const T *from) {                         
     return v;                                                                                      \
 }                                                                                                  \
 static inline void store_##SUFFIX(T *to, V_##SUFFIX v) { memcpy(to, &v, sizeof v); }               \
-                                                                                                   \
-static T dot_##SUFFIX(const T *a, const T *b, long d) {                                            \
-    T p[LANES(T)] = {0};                                                                           \
-    long k = 0;                                                                                    \
-    for (; k + LANES(T) <= d; k += LANES(T))                                                       \
-        for (int l = 0; l < LANES(T); l++) p[l] += a[k + l] * b[k + l];                            \
-    for (; k < d; k++) p[k % LANES(T)] += a[k] * b[k];                                             \
-    for (int half = LANES(T) / 2; half > 0; half /= 2)                                             \
-        for (int l = 0; l < half; l++) p[l] += p[l + half];                                        \
-    return p[0];                                                                                   \
-}                                                                                                  \
                                                                                                    \
 /* x·w_q for the BLOCK = 4 weights at once (x is loaded once for all), each in dot()'s order: the \
  * LANES partial sums are two half vectors, lo (lanes 0…LANES/2−1) and hi. Named accumulators,  \

@@ -1,6 +1,6 @@
 /* Depth-1 models moved by other rules than gradient descent, one run per row, in a fixed order
  * of operations (so a run's numbers depend on nothing but the run, whatever the CPU, the thread
- * count or the runs beside it; sums as in fused_step.c, no FMA contraction):
+ * count or the runs beside it; sums as in lanes.h, no FMA contraction):
  *   rule12_step: the end-to-end rule (12) of a depth-N network (engine/end_to_end.py),
  *     w ← decay·w − η ‖w‖^{2−2/N} (g + (N−1)·(g·w/‖w‖²) w),   decay = 1 − ηλN;
  *   warmup_step: §3's warm-up form of GD on w = w₁·ω₂ (engine/models.py, WarmupForm).
@@ -8,20 +8,9 @@
 
 #include <math.h>
 
-#define LANES(T) ((int)(64 / sizeof(T)))
+#include "lanes.h"
 
 #define DEFINE_END_TO_END(T, SUFFIX)                                                               \
-static T dot_##SUFFIX(const T *a, const T *b, long d) {                                            \
-    T p[LANES(T)] = {0};                                                                           \
-    long k = 0;                                                                                    \
-    for (; k + LANES(T) <= d; k += LANES(T))                                                       \
-        for (int l = 0; l < LANES(T); l++) p[l] += a[k + l] * b[k + l];                            \
-    for (; k < d; k++) p[k % LANES(T)] += a[k] * b[k];                                             \
-    for (int half = LANES(T) / 2; half > 0; half /= 2)                                             \
-        for (int l = 0; l < half; l++) p[l] += p[l + half];                                        \
-    return p[0];                                                                                   \
-}                                                                                                  \
-                                                                                                   \
 void rule12_step_##SUFFIX(long R, long d, T *W, const T *G, const T *lr, const T *decay, long N) { \
     _Pragma("omp parallel for schedule(static)")                                                   \
     for (long r = 0; r < R; r++) {                                                                 \

@@ -20,8 +20,7 @@
  * torch, it uses torch's own OpenMP runtime (same soname, libgomp.so.1) and so its threads and
  * torch.set_num_threads(): a second runtime's threads would fight torch's for the cores. */
 
-/* Partial sums per dot product: one 64-byte vector's worth (8 doubles, 16 floats). */
-#define LANES(T) ((int)(64 / sizeof(T)))
+#include "lanes.h"
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                                  \
 static void forward_run_##SUFFIX(long r, long N, const long *dims, T *const *W, T *const *A) {    \
@@ -68,7 +67,7 @@ static void descend_run_##SUFFIX(long r, long N, const long *dims, T *const *W, 
 }                                                                                                  \
                                                                                                    \
 /* The backward chain alone, c_0 = g, c_{j+1} = W_j c_j into C[j] (R, dims[j]), for optimizers   \
- * that update the layers from their gradients a_jᵀ c_j themselves. Sums as in descend_run. */     \
+ * that update the layers from their gradients a_jᵀ c_j themselves (sums: lanes.h, as descend_run). */ \
 void chains_##SUFFIX(long R, long N, const long *dims, T *const *W, const T *g, T *const *C) {     \
     _Pragma("omp parallel for schedule(static)")                                                   \
     for (long r = 0; r < R; r++) {                                                                 \
@@ -76,17 +75,7 @@ void chains_##SUFFIX(long R, long N, const long *dims, T *const *W, const T *g, 
         for (long j = 0; j + 1 < N; j++) {                                                         \
             long rows = dims[j + 1], cols = dims[j];                                               \
             const T *Wr = W[j] + r * rows * cols, *c = C[j] + r * cols;                            \
-            for (long i = 0; i < rows; i++) {                                                      \
-                const T *row = Wr + i * cols;                                                      \
-                T p[LANES(T)] = {0};                                                               \
-                long k = 0;                                                                        \
-                for (; k + LANES(T) <= cols; k += LANES(T))                                        \
-                    for (int l = 0; l < LANES(T); l++) p[l] += row[k + l] * c[k + l];              \
-                for (; k < cols; k++) p[k % LANES(T)] += row[k] * c[k];                            \
-                for (int half = LANES(T) / 2; half > 0; half /= 2)                                 \
-                    for (int l = 0; l < half; l++) p[l] += p[l + half];                            \
-                C[j + 1][r * rows + i] = p[0];                                                     \
-            }                                                                                      \
+            for (long i = 0; i < rows; i++) C[j + 1][r * rows + i] = dot_##SUFFIX(Wr + i * cols, c, cols);  \
         }                                                                                          \
     }                                                                                              \
 }                                                                                                  \

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 SOURCES = [Path(__file__).with_name(name) for name in ("fused_step.c", "data_pass.c", "end_to_end.c", "optim.c")]
+HEADERS = [Path(__file__).with_name("lanes.h")]  # included by the sources: part of what the cache keys on
 # -ffp-contract=off: no fused multiply-adds, so the numbers do not depend on the instruction set.
 FLAGS = ["-O3", "-ffp-contract=off", "-shared", "-fPIC"]
 SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
@@ -94,7 +95,7 @@ class DataPassKernel:
     def __init__(self, kernel: FusedKernel, X: torch.Tensor, y: torch.Tensor, p: float) -> None:
         self.X, self.y, self.p = X, y, p
         self._pass = getattr(kernel.library, f"lp_pass_{SUFFIXES[X.dtype]}")
-        self._scale = (ctypes.c_double if X.dtype == torch.float64 else ctypes.c_float)(p / X.shape[0])
+        self._scale = _real(X.dtype)(p / X.shape[0])
         self._scratch = torch.empty(0, dtype=X.dtype)  # 2·BLOCK·d per block of 4 runs (data_pass.c)
 
     def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -128,7 +129,7 @@ class GramKernel:
         n, d = X.shape
         self.G, self.b, c = torch.empty(d, d, dtype=X.dtype), torch.empty(d, dtype=X.dtype), torch.empty(1, dtype=X.dtype)
         getattr(kernel.library, f"moments_{suffix}")(n, d, _ptr(X), _ptr(y), _ptr(self.G), _ptr(self.b), _ptr(c))
-        self.c = (ctypes.c_double if X.dtype == torch.float64 else ctypes.c_float)(float(c))
+        self.c = _real(X.dtype)(float(c))
         self._pass = getattr(kernel.library, f"gram_pass_{suffix}")
 
     def __call__(self, w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -138,6 +139,11 @@ class GramKernel:
         loss = torch.empty(runs, dtype=torch.float64)
         self._pass(runs, d, _ptr(self.G), _ptr(self.b), self.c, _ptr(w), int(with_loss), _ptr(grad), _ptr(loss))
         return (loss if with_loss else None), grad  # the loss in float64 whatever the dtype
+
+
+def _real(dtype: torch.dtype) -> type[ctypes.c_double] | type[ctypes.c_float]:
+    """The C type of a scalar passed by value to a kernel of this dtype."""
+    return ctypes.c_double if dtype == torch.float64 else ctypes.c_float
 
 
 def _ptr(tensor: torch.Tensor) -> ctypes.c_void_p:
@@ -262,7 +268,9 @@ def load_kernel(path: Path) -> FusedKernel:
 def _compiled(compiler: str) -> Path:
     """The shared library, built once per source, compiler and CPU, then reused from the cache."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    identity = b"".join(source.read_bytes() for source in SOURCES) + repr((FLAGS, version, platform.machine(), _cpu_flags())).encode()
+    identity = (
+        b"".join(source.read_bytes() for source in SOURCES + HEADERS) + repr((FLAGS, version, platform.machine(), _cpu_flags())).encode()
+    )
     name = f"kernels-{hashlib.sha256(identity).hexdigest()[:16]}.so"
     for folder in (_cache_folder(), Path(tempfile.gettempdir()) / "overparam"):
         path = folder / name

@@ -43,7 +43,6 @@ class DeepLinear:
         self._above: list[torch.Tensor] = []
         fits = kernel is not None and kernel.supports(layers)
         self._fused = kernel.bind(layers, self.step_scale, self.decay) if fits else None
-        self._kernel = kernel if fits else None  # for the other optimizers' updates
 
     @property
     def uses_kernel(self) -> bool:
@@ -54,9 +53,7 @@ class DeepLinear:
     @property
     def arithmetic(self) -> str:
         """What computes this model's numbers, for its runs' records (data pass aside)."""
-        if self._fused is None:
-            return "torch ops"
-        return "C kernels"
+        return "C kernels" if self._fused is not None else "torch ops"
 
     def end_to_end(self) -> torch.Tensor:
         """(R, d); also keeps a_j = W_N⋯W_{j+1} for the backward chain."""
@@ -71,12 +68,12 @@ class DeepLinear:
         return a.squeeze(1)
 
     def descend(self, g: torch.Tensor) -> None:
-        if self._fused is not None and self.optimizer is None:
-            self._fused.step(g)
-            return
-        if self._fused is not None and self.optimizer is not None:
+        if self._fused is not None:
+            if self.optimizer is None:
+                self._fused.step(g)
+                return
             for j, (W, grad) in enumerate(zip(self.layers, self._fused.gradients(g))):
-                self.optimizer.update(W, grad, self.states[j], self.lr, self.weight_decay, self._kernel)
+                self.optimizer.update(W, grad, self.states[j], self.lr, self.weight_decay, self._fused.kernel)
             self._fused.forward()
             return
         c = g.unsqueeze(1)  # (R, 1, d)
