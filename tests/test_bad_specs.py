@@ -105,7 +105,7 @@ CORPUS: dict[str, str | bytes] = {
     "lr_nan": mutated(tune={"lr": [float("nan")]}),
     "seeds_repeated": mutated(seeds=[0, 0]),
     "model_names_repeated": mutated(models__1__name="shallow"),
-    "steps_in_exponent_form": VALID.replace("steps: 400", "steps: 4e2"),
+    "steps_fractional": VALID.replace("steps: 400", "steps: 400.5"),
 }
 
 
@@ -178,7 +178,6 @@ def test_any_mutation_of_a_valid_spec_is_accepted_or_located(tmp_path: Path, whe
     "content,expected",
     [
         (mutated(models__1__depth="3"), "YAML reads '3' as text"),
-        (VALID.replace("steps: 400", "steps: 1e15"), "write the whole number as digits (1000000000000000)"),
         (mutated(checks=[{"kind": "close", "models": ["deep", "shallow"], "tolerance": 0.1}]), "did you mean 'tol'?"),
         (VALID.replace("loss:\n  kind: lp\n  p: 4\n", "loss:\n  <<: {kind: lp}\n  p: 4\n"), "merge keys (<<) are not supported"),
     ],

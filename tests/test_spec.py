@@ -38,6 +38,14 @@ def test_yaml11_exponent_strings_are_coerced_to_floats(tmp_path: Path) -> None:
     assert load_spec(path).tune.lr[0] == 0.01
 
 
+@pytest.mark.parametrize("written", ["4e2", "400.0", "4.0e+2"])
+def test_a_whole_number_in_any_form_is_an_integer(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "whole.yaml"
+    path.write_text(write_spec(tmp_path, small_spec()).read_text().replace("steps: 400", f"steps: {written}"))
+    steps = load_spec(path).train.steps
+    assert steps == 400 and isinstance(steps, int)
+
+
 def test_three_mistakes_give_three_located_lines(tmp_path: Path) -> None:
     spec = small_spec()
     spec["train"]["steps"] = -5

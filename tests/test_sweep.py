@@ -80,27 +80,27 @@ def test_every_axis_sets_its_part_of_the_row(tmp_path: Path, rows: dict, attribu
     assert attribute(spec.row_spec(spec.rows.levels[0])) == expected
 
 
-@pytest.mark.parametrize(
-    ("overrides", "fragment"),
-    [
-        ({"checks": [{"kind": "region", "where": {"q": {"at_least": 1}}, "above": 1}]}, "no axis 'q'; this map's axes are depth and p"),
-        ({"checks": [{"kind": "region", "where": {"p": {"at_least": 9}}, "above": 1}]}, "the region holds no cell of this map"),
-        ({"checks": [{"kind": "region", "where": {}}]}, "a region check needs above or below"),
-        ({"rows": {"axis": "data", "levels": [{"value": 3}]}}, "the data axis takes a data entry"),
-        ({"rows": {"axis": "p", "levels": [{"value": 1}]}}, "p must lie in [2, 64]"),
-        ({"rows": {"axis": "width", "levels": [{"value": 2.5}]}}, "a width is a whole number"),
-        ({"rows": {"axis": "p", "levels": [{"value": 4}, {"value": 4.0}]}}, "give them distinct `label`s"),
-        ({"rows": {"axis": "p", "levels": [{"value": 4, "lr": [0.1, 0.1]}]}}, "levels[0].lr: the grid repeats a value"),
-        ({"tune": {"pick": "lowest_final_gap"}}, "give it `lr: [...]` or set tune.lr"),
-        ({"depths": [1, 2]}, "depths[0]"),
-        ({"depths": [2, 2]}, "depths repeat a value"),
-        ({"train": {"horizon": 1.0, "records": 10}}, "give train.steps, not horizon"),
-        (
-            {"rows": {"axis": "init_std", "levels": [{"value": 0.1}]}, "train": {"steps": 100, "init": {"kind": "identity"}}},
-            "scales a normal init",
-        ),
-    ],
-)
+BAD_MAPS = [  # (overrides of small_map, a fragment of the message); tests/test_schema.py reads them too
+    ({"checks": [{"kind": "region", "where": {"q": {"at_least": 1}}, "above": 1}]}, "no axis 'q'; this map's axes are depth and p"),
+    ({"checks": [{"kind": "region", "where": {"p": {"at_least": 9}}, "above": 1}]}, "the region holds no cell of this map"),
+    ({"checks": [{"kind": "region", "where": {}}]}, "a region check needs above or below"),
+    ({"rows": {"axis": "data", "levels": [{"value": 3}]}}, "the data axis takes a data entry"),
+    ({"rows": {"axis": "p", "levels": [{"value": 1}]}}, "p must lie in [2, 64]"),
+    ({"rows": {"axis": "width", "levels": [{"value": 2.5}]}}, "a width is a whole number"),
+    ({"rows": {"axis": "p", "levels": [{"value": 4}, {"value": 4.0}]}}, "give them distinct `label`s"),
+    ({"rows": {"axis": "p", "levels": [{"value": 4, "lr": [0.1, 0.1]}]}}, "levels[0].lr: the grid repeats a value"),
+    ({"tune": {"pick": "lowest_final_gap"}}, "give it `lr: [...]` or set tune.lr"),
+    ({"depths": [1, 2]}, "depths[0]"),
+    ({"depths": [2, 2]}, "depths repeat a value"),
+    ({"train": {"horizon": 1.0, "records": 10}}, "give train.steps, not horizon"),
+    (
+        {"rows": {"axis": "init_std", "levels": [{"value": 0.1}]}, "train": {"steps": 100, "init": {"kind": "identity"}}},
+        "scales a normal init",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), BAD_MAPS)
 def test_bad_maps_give_located_lines(tmp_path: Path, overrides: dict, fragment: str) -> None:
     assert any(fragment in line for line in errors_of(tmp_path, **overrides))
 

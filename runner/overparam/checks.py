@@ -16,14 +16,17 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.results import Metric, ModelResult, Results, max_rel_dev, median, metric_per_seed
-from overparam.strict import STRICT
+from overparam.strict import STRICT, equals, given, strict_with, when
 
 SeedRule = Literal["all", "median"]
 Refs = list[tuple[tuple[str | int, ...], str]]
+STEPS_TO_GAP = when(
+    equals("metric", "steps_to_gap"), {"required": ["gap"], "properties": {"gap": {"type": "number"}, "at_step": {"type": "null"}}}
+)
 
 
 class _MetricCheck(BaseModel):
-    model_config = STRICT
+    model_config = strict_with(STEPS_TO_GAP)
     metric: Metric
     gap: float | None = Field(None, gt=0.0, description="threshold for steps_to_gap")
     seeds: SeedRule = "all"
@@ -53,6 +56,7 @@ class OrderCheck(_MetricCheck):
 class RatioCheck(_MetricCheck):
     """metric(model) / metric(over) ≥ at_least and/or ≤ at_most."""
 
+    model_config = strict_with(STEPS_TO_GAP | given("at_least", "at_most"))
     kind: Literal["ratio"]
     model: str
     over: str
@@ -72,6 +76,7 @@ class RatioCheck(_MetricCheck):
 class BoundCheck(_MetricCheck):
     """lo ≤ metric(model) ≤ hi."""
 
+    model_config = strict_with(STEPS_TO_GAP | given("lo", "hi"))
     kind: Literal["bound"]
     model: str
     lo: float | None = None

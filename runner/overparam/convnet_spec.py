@@ -7,13 +7,14 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.mnist import MnistData
-from overparam.spec import STRICT, Claim
+from overparam.spec import Claim
+from overparam.strict import STRICT, strict_with
 
 
 class ConvnetTrain(BaseModel):
     """The tutorial's training: SGD with momentum, lr decayed once per epoch, an L2 penalty on the dense layers."""
 
-    model_config = STRICT
+    model_config = strict_with(rules=("steps is a multiple of record_every",))
     steps: int = Field(..., ge=1, le=1_000_000)
     record_every: int = Field(..., ge=1, description="average batch losses over windows of this many steps")
     batch_size: int = Field(64, ge=1, le=4096)

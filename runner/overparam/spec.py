@@ -16,7 +16,7 @@ from overparam.checks import Check
 from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
 from overparam.losses import LpLoss
-from overparam.strict import STRICT
+from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
 from overparam.yamlpos import Path_
@@ -37,7 +37,12 @@ class Verdict(BaseModel):
     """What we conclude about the paper's claim. The checks state the evidence behind it: if
     they fail, the observation changed and the verdict must be revisited."""
 
-    model_config = STRICT
+    model_config = strict_with(
+        when(
+            equals("status", ("partly reproduced", "not reproduced")),
+            {"required": ["observed"], "properties": {"observed": {"pattern": r"\S"}}},
+        )
+    )
     status: Literal["reproduced", "partly reproduced", "not reproduced", "by checks"] = Field(
         ..., description="`by checks`: the checks state the paper's own claim, so they decide (for profiles not yet run)"
     )
@@ -65,7 +70,11 @@ class _Model(BaseModel):
     init: Init | None = Field(None, description="overrides train.init for this model")
     loss: LpLoss | None = Field(None, description="overrides the spec's loss for this model")
     lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(
-        None, min_length=1, max_length=64, description="this model's own lr grid (e.g. for another optimizer); default tune.lr"
+        None,
+        min_length=1,
+        max_length=64,
+        json_schema_extra=UNIQUE,
+        description="this model's own lr grid (e.g. for another optimizer); default tune.lr",
     )
 
 
@@ -101,7 +110,31 @@ class Train(BaseModel):
     """How every run trains. Either a fixed `steps` count, or a fixed `horizon` η·steps so that
     runs at different learning rates cover the same stretch of the gradient flow."""
 
-    model_config = STRICT
+    model_config = strict_with(
+        {
+            "anyOf": [
+                {
+                    "required": ["steps"],
+                    "properties": {"steps": {"type": "integer"}, "horizon": {"type": "null"}, "records": {"type": "null"}},
+                },
+                {
+                    "required": ["horizon", "records"],
+                    "properties": {
+                        "horizon": {"type": "number"},
+                        "records": {"type": "integer"},
+                        "steps": {"type": "null"},
+                        "record_every": {"type": "null"},
+                    },
+                },
+            ],
+            # record_every defaults to 100, and at most 100000 points are recorded
+            **when(
+                {"required": ["steps"], "properties": {"steps": {"type": "integer"}, "record_every": {"type": "null"}}},
+                {"properties": {"steps": {"multipleOf": 100, "maximum": 10_000_000}}},
+            ),
+        },
+        rules=("with record_every: steps is a multiple of record_every, and steps / record_every is at most 100000",),
+    )
     optimizer: Optimizer = GradientDescent(kind="gd")
     steps: int | None = Field(None, ge=1, le=100_000_000)
     record_every: int | None = Field(None, ge=1, description="with steps: record the loss every this many steps (default 100)")
@@ -155,7 +188,7 @@ class Tune(BaseModel):
     """
 
     model_config = STRICT
-    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] = Field(..., min_length=1, max_length=64)
+    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] = Field(..., min_length=1, max_length=64, json_schema_extra=UNIQUE)
     pick: Literal["lowest_final_gap", "lowest_mean_log_gap", "smallest"] = Field(
         "lowest_final_gap", description="smallest: the smallest lr of the grid (for fidelity specs, where every lr is compared)"
     )
@@ -168,18 +201,27 @@ class Tune(BaseModel):
         return sorted(grid)
 
 
+CLAIM_RULES = (
+    "models have distinct names",
+    "every model a check names, and every key of paper.final_gap, is one of the models",
+    "a check's lr is in the lr grid of every model it reads",
+    "a check's at_step is a recorded step of every model it reads, at every lr of its grid",
+    "each profile, merged into the spec (mappings key by key, any other value replaced), is a valid spec",
+)
+
+
 class Claim(BaseModel):
     """What every spec has, whatever it trains: the claim, the paper, the verdict, seeds and checks.
     Subclasses add `models` and say which lrs and steps each model records."""
 
-    model_config = STRICT
+    model_config = strict_with(rules=CLAIM_RULES)
     id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=60)
     title: str
     claim: str
     paper: PaperRef
     verdict: Verdict
     group: Literal["experiments", "theory"] = "experiments"
-    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100)
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100, json_schema_extra=UNIQUE)
     checks: list[Check] = Field(..., min_length=1, max_length=100)
     assumptions: list[str] = Field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
@@ -232,6 +274,29 @@ class Claim(BaseModel):
 
 class Spec(Claim):
     """A regression claim: linear models on ℓp regression, lr tuned per model on a grid."""
+
+    model_config = strict_with(
+        {
+            "allOf": [
+                when(
+                    {"required": ["checks"], "properties": {"checks": {"contains": equals("curve", "end_to_end")}}},
+                    {"properties": {"train": equals("record_end_to_end", True)}},
+                ),
+                when(  # the end-to-end rule and the warm-up form take plain GD steps (the default optimizer)
+                    {"required": ["models"], "properties": {"models": {"contains": equals("kind", ("end_to_end", "warmup_form"))}}},
+                    {"properties": {"train": {"properties": {"optimizer": {"properties": {"kind": {"const": "gd"}}}}}}},
+                ),
+                when(
+                    {"required": ["models"], "properties": {"models": {"contains": equals("kind", "warmup_form")}}},
+                    {"properties": {"train": {"properties": {"weight_decay": {"const": 0}}}}},
+                ),
+            ]
+        },
+        rules=CLAIM_RULES
+        + (
+            "with train.horizon: horizon / lr is a whole number of steps, a multiple of train.records and at most 1e8, at every lr of every grid",
+        ),
+    )
 
     experiment: Literal["regression"] = "regression"
     data: DataSpec

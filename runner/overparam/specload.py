@@ -56,7 +56,7 @@ def check_all_profiles(path: Path) -> AnySpec:
 
 def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positions) -> AnySpec:
     overrides = raw["profiles"][name] or {}
-    merged = _deep_merged(raw, overrides)
+    merged = deep_merged(raw, overrides)
 
     def origin(at: Path_) -> Path_:
         inside = _has_path(overrides, at)
@@ -97,8 +97,6 @@ def _yaml_type_hint(value: Any) -> str:
     """Why YAML gave the validator this type, and how to write what was meant."""
     if isinstance(value, str):
         return f"; YAML reads {value!r} as text (it is quoted or not a number): remove the quotes or fix the number"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e300:
-        return f"; YAML reads {value:g} as a decimal number: write the whole number as digits ({int(value)})"
     return ""
 
 
@@ -145,12 +143,12 @@ def _all_field_names(model: type[BaseModel]) -> set[str]:
     return names
 
 
-def _deep_merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def deep_merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """`base` with `overrides` applied: mappings merge key by key, everything else is replaced."""
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merged(merged[key], value)
+            merged[key] = deep_merged(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -10,13 +10,14 @@ with every other spec.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.engine.init import NormalInit
 from overparam.losses import LpLoss
-from overparam.spec import STRICT, Claim, DataSpec, LinearNet, PaperRef, Spec, Train, Tune, Verdict
+from overparam.spec import CLAIM_RULES, Claim, DataSpec, LinearNet, PaperRef, Spec, Train, Tune, Verdict
+from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
 from overparam.yamlpos import Path_
@@ -32,7 +33,7 @@ class Level(BaseModel):
     model_config = STRICT
     value: float | UciGasData | SyntheticData = Field(..., description="p, init std, width, or a data entry (kind: ...)")
     label: str = Field("", max_length=60, description="the row's name in the report (default: the value)")
-    lr: Lrs | None = Field(None, min_length=1, max_length=64, description="this row's lr grid (default tune.lr)")
+    lr: Lrs | None = Field(None, min_length=1, max_length=64, json_schema_extra=UNIQUE, description="this row's lr grid (default tune.lr)")
 
     def name(self, axis: Axis) -> str:
         if self.label:
@@ -44,8 +45,22 @@ class Level(BaseModel):
         return f"{axis} = {self.value:g}"
 
 
+def _levels_take(value: dict[str, Any]) -> dict[str, Any]:
+    return {"properties": {"levels": {"items": {"properties": {"value": value}}}}}
+
+
 class Rows(BaseModel):
-    model_config = STRICT
+    model_config = strict_with(
+        {
+            "allOf": [
+                when(equals("axis", "data"), _levels_take({"type": "object"})),
+                when(equals("axis", "p"), _levels_take({"type": "number", "minimum": 2, "maximum": 64})),
+                when(equals("axis", "init_std"), _levels_take({"type": "number", "exclusiveMinimum": 0, "maximum": 10})),
+                when(equals("axis", "width"), _levels_take({"type": "number", "multipleOf": 1, "minimum": 1, "maximum": 4096})),
+            ]
+        },
+        rules=("levels have distinct names (the label, or else the value)",),
+    )
     axis: Axis
     levels: list[Level] = Field(..., min_length=1, max_length=32)
 
@@ -90,7 +105,7 @@ class RegionCheck(BaseModel):
     """Every cell of the region has speed-up above `above` and/or below `below` (every seed,
     or the median over seeds)."""
 
-    model_config = STRICT
+    model_config = strict_with(given("above", "below"))
     kind: Literal["region"]
     says: str = ""
     where: dict[str, Range] = Field(default_factory=dict, description="axis name (depth or the row axis) -> range; empty = every cell")
@@ -117,6 +132,33 @@ class SweepTune(BaseModel):
 
 
 class SweepSpec(Claim):
+    model_config = strict_with(
+        {
+            "allOf": [
+                {"properties": {"train": {"required": ["steps"], "properties": {"steps": {"type": "integer"}}}}},
+                when(
+                    {"required": ["rows"], "properties": {"rows": equals("axis", "init_std")}},
+                    {"properties": {"train": {"properties": {"init": {"properties": {"kind": {"const": "normal"}}}}}}},
+                ),
+                when(
+                    {"not": {"required": ["tune"], "properties": {"tune": {"required": ["lr"], "properties": {"lr": {"type": "array"}}}}}},
+                    {
+                        "properties": {
+                            "rows": {"properties": {"levels": {"items": {"required": ["lr"], "properties": {"lr": {"type": "array"}}}}}}
+                        }
+                    },
+                ),
+            ]
+            + [
+                when(
+                    {"required": ["rows"], "properties": {"rows": equals("axis", axis)}},
+                    {"properties": {"checks": {"items": {"properties": {"where": {"propertyNames": {"enum": ["depth", axis]}}}}}}},
+                )
+                for axis in get_args(Axis)
+            ],
+        },
+        rules=CLAIM_RULES + ("each check's region holds at least one cell of the map",),
+    )
     experiment: Literal["sweep"]
     group: Literal["experiments", "theory", "maps"] = "maps"
     paper: PaperRef
@@ -126,7 +168,7 @@ class SweepSpec(Claim):
     train: Train
     width: int = Field(100, ge=1, le=4096, description="hidden width of every net (unless width is the row axis)")
     depths: list[Annotated[int, Field(ge=2, le=64)]] = Field(
-        ..., min_length=1, max_length=16, description="compared with depth 1, always run"
+        ..., min_length=1, max_length=16, json_schema_extra=UNIQUE, description="compared with depth 1, always run"
     )
     rows: Rows
     tune: SweepTune = SweepTune()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from overparam.spec import STRICT, Claim
+from overparam.spec import CLAIM_RULES, Claim
+from overparam.strict import STRICT, given, strict_with
 from overparam.yamlpos import Path_
 
 # YAML has lists, not tuples: a tuple field takes a list (strict=False), its entries stay strict.
@@ -71,7 +72,7 @@ Probe = Annotated[PrecondSpectrumProbe | SingleOutputRuleProbe | EndToEndFlowPro
 class ValueCheck(BaseModel):
     """lo ≤ a probe's metric ≤ hi, for every seed."""
 
-    model_config = STRICT
+    model_config = strict_with(given("lo", "hi"))
     kind: Literal["value"]
     metric: str
     lo: float | None = None
@@ -82,7 +83,19 @@ class ValueCheck(BaseModel):
         return []
 
 
+METRIC_RULE = "each check's metric is one that the probe measures: " + "; ".join(
+    [
+        f"{get_args(probe.model_fields['kind'].annotation)[0]}: {', '.join(probe.METRICS)}"
+        for probe in (PrecondSpectrumProbe, SingleOutputRuleProbe, EndToEndFlowProbe)
+    ]
+    + [
+        "not_a_gradient: gradient_field_<what> and rule12_depth<N>_<what> for each N of its depths, <what> being max_circulation or quadrature_error"
+    ]
+)
+
+
 class TheorySpec(Claim):
+    model_config = strict_with(rules=CLAIM_RULES + (METRIC_RULE,))
     experiment: Literal["theory"]
     group: Literal["experiments", "theory"] = "theory"
     probe: Probe

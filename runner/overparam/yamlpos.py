@@ -30,6 +30,16 @@ SpecLoader.add_implicit_resolver(
 )
 
 
+def _number(loader: SpecLoader, node: yaml.ScalarNode) -> float | int:
+    """A YAML float; a whole one (4e2, 400.0) is the integer it equals, as in JSON, so that
+    `steps: 1e6` is a step count and the JSON Schema's `integer` means what the validator does."""
+    value = loader.construct_yaml_float(node)
+    return int(value) if value.is_integer() and abs(value) <= 2**53 else value
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:float", _number)
+
+
 def load_yaml(path: Path) -> tuple[dict[str, Any], Positions]:
     """The document as plain data and the position of every key; OverparamError when unreadable."""
     text = _read_text(path)

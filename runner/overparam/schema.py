@@ -1,0 +1,59 @@
+"""The published JSON Schema of a spec (`overparam schema`): what the validator accepts.
+
+Pydantic writes each kind's fields; the models add the rules between fields (strict.strict_with:
+as JSON Schema keywords where JSON Schema can state them, in words under `x-rules` where it
+cannot); this module adds what a profile may override. tests/test_schema.py checks every case of
+the bad-spec corpora and every shipped spec against both the schema and the validator.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from overparam.specload import SCHEMAS, AnySpec
+
+DOCUMENT = (
+    "An overparam spec: a YAML file holding one mapping, with JSON's data model. YAML beyond JSON is refused: "
+    "anchors and aliases, merge keys (<<), repeated keys, keys that are not text, .nan and .inf. A whole number in "
+    "any form (400, 4e2, 400.0) is an integer. `experiment` chooses the kind (default regression)."
+)
+RULE_KEYWORDS = ("if", "then", "else", "anyOf", "allOf", "oneOf", "not", "x-rules")  # rules of a whole document
+
+
+def published_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a spec file of any kind."""
+    schema = TypeAdapter(AnySpec).json_schema()
+    definitions = schema["$defs"]
+    for kind in SCHEMAS.values():
+        profiles = definitions[kind.__name__]["properties"]["profiles"]
+        profiles["additionalProperties"] = _override_of({"$ref": f"#/$defs/{kind.__name__}"}, definitions)
+        profiles["description"] = "name -> overrides of this spec's keys: mappings merge key by key, any other value is replaced"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "overparam spec", "description": DOCUMENT, **schema}
+
+
+def _override_of(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a deep-merge override of `node`: every key optional, down through mappings
+    (lists are replaced whole, so their items keep their full schema). The rules between keys
+    apply to the merged spec, which the validator checks as a whole (`x-rules` says so)."""
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        override = f"{name}Override"
+        if override not in definitions:
+            definitions[override] = {}  # placed before recursing: a model may contain itself
+            definitions[override] = _override_of(copy.deepcopy(definitions[name]), definitions)
+        return {**node, "$ref": f"#/$defs/{override}"}
+    branches = node.get("anyOf") or node.get("oneOf")
+    if branches is not None and "properties" not in node:
+        rest = {key: value for key, value in node.items() if key not in ("anyOf", "oneOf", "discriminator")}
+        return {**rest, "anyOf": [_override_of(branch, definitions) for branch in branches]}
+    if node.get("type") == "object":
+        out = {key: value for key, value in node.items() if key not in RULE_KEYWORDS + ("required",)}
+        if "properties" in node:
+            out["properties"] = {key: _override_of(value, definitions) for key, value in node["properties"].items()}
+        if isinstance(node.get("additionalProperties"), dict):
+            out["additionalProperties"] = _override_of(node["additionalProperties"], definitions)
+        return out
+    return node
