@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
@@ -17,16 +18,38 @@ from overparam.plan import plan_runs
 from overparam.specload import load_spec
 from overparam.store import RunStore
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-UCI_DIR = SHARED / "data" / "uci-gas-drift"
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+# The real data, found as the CLI finds it: OVERPARAM_DATA / OVERPARAM_MNIST, else ../shared beside the project.
+UCI_DIR = Path(os.environ.get("OVERPARAM_DATA") or SHARED / "data" / "uci-gas-drift").resolve()
+MNIST_DIR = Path(os.environ.get("OVERPARAM_MNIST") or SHARED / "data" / "mnist").resolve()
+
+
+def _not_there(what: str, folder: Path, variable: str) -> str:
+    return f"the {what} data is not at {folder}: set {variable} to its folder (these tests read the real files)"
+
+
+needs_uci = pytest.mark.skipif(not UCI_DIR.is_dir(), reason=_not_there("UCI gas", UCI_DIR, "OVERPARAM_DATA"))
+needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=_not_there("MNIST", MNIST_DIR, "OVERPARAM_MNIST"))
+
+# One BLAS/OpenMP thread unless a test is about thread counts (it sets its own): on a loaded
+# 2-core machine, tests that each spin several threads slow down manyfold.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
 def uci_dir() -> Path:
     if not UCI_DIR.is_dir():
-        pytest.fail(f"the shared UCI data is missing at {UCI_DIR}; the tests read the real files")
+        pytest.skip(_not_there("UCI gas", UCI_DIR, "OVERPARAM_DATA"))
     return UCI_DIR
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not MNIST_DIR.is_dir():
+        pytest.skip(_not_there("MNIST", MNIST_DIR, "OVERPARAM_MNIST"))
+    return MNIST_DIR
 
 
 @pytest.fixture
@@ -117,5 +140,6 @@ def planned_runs_of_every_kind(tmp_path: Path, p: float, data: dict) -> tuple[li
 def _no_user_data_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read the user's cache or environment by accident."""
     monkeypatch.delenv("OVERPARAM_DATA", raising=False)
+    monkeypatch.delenv("OVERPARAM_MNIST", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     os.environ.setdefault("COLUMNS", "200")

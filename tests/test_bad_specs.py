@@ -162,6 +162,7 @@ PATHS = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.sampled_from(PATHS), value=MUTATIONS)
 def test_any_mutation_of_a_valid_spec_is_accepted_or_located(tmp_path: Path, where: str, value: object) -> None:

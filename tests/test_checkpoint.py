@@ -101,6 +101,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[fl
     return all_losses(store)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_an_interrupted_run_resumes_and_ends_bit_identical(tmp_path: Path, how: signal.Signals, uninterrupted: dict) -> None:
     spec = write_spec(tmp_path, long_group_spec())

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED, UCI_DIR, small_spec, write_spec
+from conftest import MNIST_DIR, UCI_DIR, needs_mnist, needs_uci, small_spec, write_spec
 from overparam.cli import app
 
-MNIST = SHARED / "data" / "mnist"
+pytestmark = [needs_uci, needs_mnist]
 
 
 def uci_copy(tmp_path: Path) -> Path:
@@ -95,7 +95,7 @@ def test_a_missing_data_folder_says_it_does_not_exist(tmp_path: Path) -> None:
 
 def mnist_copy(tmp_path: Path) -> Path:
     folder = tmp_path / "mnist"
-    shutil.copytree(MNIST, folder)
+    shutil.copytree(MNIST_DIR, folder)
     return folder
 
 

@@ -97,7 +97,7 @@ def test_synthetic_data_is_seeded_and_has_the_requested_conditioning() -> None:
     assert 0.5e4 < float(eig[-1] / eig[0]) < 2e4
 
 
-def official_like_zip(folder: Path) -> Path:
+def official_like_zip(folder: Path, shared: Path) -> Path:
     """A zip laid out like UCI's archive (a Dataset/ folder of batch files beside other files),
     built from the shared files."""
     import zipfile
@@ -105,33 +105,34 @@ def official_like_zip(folder: Path) -> Path:
     archive = folder / "uci.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("Dataset/README.txt", "gas sensor array drift")
-        for path in batch_files(SHARED_UCI):
+        for path in batch_files(shared):
             zf.write(path, f"Dataset/{path.name}")
     return archive
 
 
-SHARED_UCI = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-gas-drift"
-
-
-def test_a_download_is_checked_extracted_and_read_like_the_shared_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_download_is_checked_extracted_and_read_like_the_shared_files(
+    tmp_path: Path, uci_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hashlib
 
-    archive = official_like_zip(tmp_path)
+    archive = official_like_zip(tmp_path, uci_dir)
     monkeypatch.setattr(uci, "UCI_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
     monkeypatch.setattr(uci, "UCI_URL", archive.as_uri())
     monkeypatch.setattr(uci, "cache_dir", lambda: tmp_path / "cache" / "uci-gas-drift")
     folder = locate(None)  # nothing given: the cache, downloaded into
     assert folder == tmp_path / "cache" / "uci-gas-drift"
-    assert [p.name for p in batch_files(folder)] == [p.name for p in batch_files(SHARED_UCI)]
+    assert [p.name for p in batch_files(folder)] == [p.name for p in batch_files(uci_dir)]
     cfg = UciGasData(kind="uci_gas", gas_class=1)
-    assert load_uci_gas(cfg, folder).fingerprint == load_uci_gas(cfg, SHARED_UCI).fingerprint
+    assert load_uci_gas(cfg, folder).fingerprint == load_uci_gas(cfg, uci_dir).fingerprint
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in batch_files(folder))  # no leftovers
 
 
-def test_a_download_killed_mid_way_leaves_nothing_a_later_run_trusts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_download_killed_mid_way_leaves_nothing_a_later_run_trusts(
+    tmp_path: Path, uci_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hashlib
 
-    archive = official_like_zip(tmp_path)
+    archive = official_like_zip(tmp_path, uci_dir)
     monkeypatch.setattr(uci, "UCI_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
     extract = uci._extract_batches
 

@@ -154,6 +154,7 @@ def test_every_model_kind_gives_the_same_bits_on_another_instruction_set(
     assert same_bits(native, trained_by(generic_kernel, runs, dataset, monkeypatch)) == []
 
 
+@pytest.mark.slow
 def test_the_kernels_numbers_do_not_depend_on_torchs_instruction_set_or_threads(fused: FusedKernel, tmp_path: Path) -> None:
     """torch's own element-wise kernels round differently without AVX2 (fused multiply-adds);
     nothing of a run's arithmetic may go through them. A second process with torch and MKL forced

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import MNIST_DIR, needs_mnist
 from overparam.engine.convnet import TutorialConvnet, parameter_count, train_convnet
 from overparam.errors import OverparamError
 from overparam.mnist import MnistData, load_mnist, locate, read_idx
 
-MNIST = SHARED / "data" / "mnist"
+MNIST = MNIST_DIR
+pytestmark = needs_mnist
 
 
 def test_the_test_split_has_10k_images_and_labels_in_range() -> None:

@@ -19,6 +19,8 @@ from overparam.engine.kernel import fused_kernel
 from overparam.execute import train_group
 from overparam.plan import MAX_SHARED_RUNS, grouped
 
+pytestmark = pytest.mark.slow  # processes, kills and many batch compositions: minutes
+
 
 def sweep_spec(steps: int) -> dict:
     """Four groups, each long enough to be interrupted between groups (one loss per model, so

@@ -172,6 +172,7 @@ def test_a_map_whose_region_claim_is_false_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "cell(s) break it" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", [["--jobs", "2"], ["--executor", "ray", "--jobs", "2"]], ids=["processes", "ray"])
 def test_every_executor_gives_the_in_process_numbers(tmp_path: Path, backend: list[str]) -> None:
     if "ray" in backend:
