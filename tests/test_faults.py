@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import small_spec, write_spec
+from conftest import all_losses, small_spec, write_spec
 from overparam.atomic import write_whole
 from overparam.cli import app
 from overparam.errors import EnvironmentFault
@@ -110,6 +110,29 @@ def test_a_full_disk_leaves_no_half_file_and_is_one_fault(tmp_path: Path) -> Non
         write_whole(target, full)
     assert str(target) in fault.value.lines[0] and "No space left" in fault.value.lines[0]
     assert list((tmp_path / "figures").iterdir()) == []  # neither the file nor its temporary
+
+
+def test_a_full_disk_under_the_store_is_one_fault_and_keeps_what_was_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL), raised by capping the file's pages."""
+    store = tmp_path / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
+    kept = all_losses(store)
+    connect = sqlite3.connect
+
+    def capped(*args: object, **kwargs: object) -> sqlite3.Connection:
+        db = connect(*args, **kwargs)  # type: ignore[arg-type]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")  # no room to grow
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", capped)
+    more = write_spec(tmp_path, small_spec(seeds=[5, 6]), name="more.yaml")  # new runs to store
+    result = CliRunner().invoke(app, ["run", str(more), "--store", str(store), "--reports", str(tmp_path / "reports")])
+    last = result.output.strip().splitlines()[-1]  # after the progress lines of the training it could not store
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    assert last.startswith(f"{store}: cannot write the run store (database or disk is full); free disk space"), last
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    assert all_losses(store) == kept
 
 
 def test_a_store_from_before_digests_is_migrated_once(tmp_path: Path) -> None:
