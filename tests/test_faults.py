@@ -4,9 +4,12 @@ overparam's back is refused rather than reported."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,13 +94,38 @@ def test_reports_pointing_at_a_file_is_refused_before_training(tmp_path: Path) -
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions; run the tests as a user to check this")
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` unwritable, for root too: permissions for a user; root writes through those, so the
+    immutable attribute (chattr +i), where the file system and capabilities allow it."""
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        yield
+        path.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("running as root, where chattr +i is not allowed: nothing here is read-only to root")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
 def test_a_read_only_reports_folder_is_a_fault_before_training(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
-    reports.chmod(0o555)
-    result = run(tmp_path, reports=reports)
+    with read_only(reports):
+        result = run(tmp_path, reports=reports)
     assert result.exit_code == 3 and str(reports) in one_line(result)
+
+
+def test_a_read_only_store_folder_is_a_fault_before_training(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    with read_only(folder):
+        result = run(tmp_path, store=folder / "store.sqlite")
+    assert result.exit_code == 3 and str(folder / "store.sqlite") in one_line(result)
+    assert "Traceback" not in result.output
 
 
 def test_a_full_disk_leaves_no_half_file_and_is_one_fault(tmp_path: Path) -> None:
