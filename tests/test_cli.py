@@ -182,3 +182,11 @@ def test_help_does_not_load_torch() -> None:
 
     probe = "import sys, overparam.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_a_claim_beyond_the_paper_needs_no_paper_section(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    spec = small_spec()
+    del spec["paper"]
+    result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
+    assert result.exit_code == 0, result.output
+    assert "Not a claim of the paper" in (dirs["reports"] / "tiny.md").read_text()

@@ -17,7 +17,7 @@ from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.figures import gap_figure
 from overparam.results import ROUNDING, ModelResult, Results, median, metric_per_seed
 from overparam.select import LrScore, score_text
-from overparam.spec import Claim, EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
+from overparam.spec import Claim, EndToEndModel, LinearNet, Spec, Train, WarmupFormModel, paper_text
 from overparam.store import StoredRun
 
 
@@ -111,8 +111,8 @@ def verdict_line(spec: Spec, passed: bool) -> str:
 
 def _paper_section(inputs: ReportInputs) -> str:
     ref = inputs.spec.paper
-    lines = ["## The paper\n", f"Section {ref.section}" + (f", {ref.figure}" if ref.figure else "") + ". " + ref.statement + "\n"]
-    if ref.final_gap:
+    lines = ["## The paper\n", paper_text(ref) + "\n"]
+    if ref and ref.final_gap:
         at = f"{ref.at_step:,}" if ref.at_step else "the end"
         ours_at = _steps_text(inputs)
         lines.append(f"| model | paper: L − L* at step {at} | ours: L − L* at step {ours_at} (median over seeds) |")
@@ -345,7 +345,7 @@ def write_index(rows: list[tuple[Claim, str, bool, str]], reports: Path) -> Path
             "|---|---|---|---|---|",
         ]
         for spec, report, passed, summary in members:
-            statement = spec.paper.statement or spec.claim
+            statement = (spec.paper.statement if spec.paper else "") or spec.claim
             checks = f"{'PASS' if passed else '**FAIL**'} {summary}"
             observed = spec.verdict.observed or "as the paper states"
             if not passed and spec.verdict.status != "by checks":

@@ -33,6 +33,13 @@ class PaperRef(BaseModel):
     at_step: int | None = Field(None, ge=1, description="the step those numbers are read at")
 
 
+def paper_text(ref: PaperRef | None) -> str:
+    """Where the paper states the claim and what it shows, in one line for a report."""
+    if ref is None:
+        return "Not a claim of the paper: an experiment beyond it."
+    return f"Section {ref.section}" + (f", {ref.figure}" if ref.figure else "") + ". " + ref.statement
+
+
 class Verdict(BaseModel):
     """What we conclude about the paper's claim. The checks state the evidence behind it: if
     they fail, the observation changed and the verdict must be revisited."""
@@ -218,7 +225,7 @@ class Claim(BaseModel):
     id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=60)
     title: str
     claim: str
-    paper: PaperRef
+    paper: PaperRef | None = Field(None, description="where the paper states the claim; omit for a claim beyond the paper")
     verdict: Verdict
     group: Literal["experiments", "theory"] = "experiments"
     seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100, json_schema_extra=UNIQUE)
@@ -247,7 +254,7 @@ class Claim(BaseModel):
             problems.append((("seeds",), "seeds repeat a value"))
         for i, check in enumerate(self.checks):
             problems += self._check_errors(i, check, names)
-        for name in self.paper.final_gap:
+        for name in self.paper.final_gap if self.paper else {}:
             if name not in names:
                 problems.append((("paper", "final_gap", name), f"no model named {name!r}"))
         return problems

@@ -13,7 +13,7 @@ from overparam.checks import CheckResult
 from overparam.dataset import Dataset
 from overparam.figures import COLOURS, plt, save_atomic
 from overparam.report import checks_section, report_name, table_row, verdict_line, write_atomic
-from overparam.spec import Spec
+from overparam.spec import Spec, paper_text
 from overparam.store import StoredRun
 from overparam.sweep import Cell
 from overparam.sweep_spec import SweepSpec
@@ -47,7 +47,7 @@ def write_sweep_report(inputs: SweepInputs, reports: Path) -> Path:
         f"**Claim.** {spec.claim}\n",
         verdict_line(spec, passed),  # type: ignore[arg-type]
         "## The paper\n",
-        f"Section {spec.paper.section}" + (f", {spec.paper.figure}" if spec.paper.figure else "") + ". " + spec.paper.statement + "\n",
+        paper_text(spec.paper) + "\n",
         f"![{spec.id}](figures/{figure.name})\n",
         "Speed-up = final L − L* of depth 1 / final L − L* of depth N after "
         f"{spec.train.steps:,} steps, each at its own tuned lr, seed by seed: above 1, depth helps "

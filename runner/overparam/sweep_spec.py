@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from overparam.engine.init import NormalInit
 from overparam.losses import LpLoss
-from overparam.spec import CLAIM_RULES, Claim, DataSpec, LinearNet, PaperRef, Spec, Train, Tune, Verdict
+from overparam.spec import CLAIM_RULES, Claim, DataSpec, LinearNet, Spec, Train, Tune
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
@@ -161,8 +161,6 @@ class SweepSpec(Claim):
     )
     experiment: Literal["sweep"]
     group: Literal["experiments", "theory", "maps"] = "maps"
-    paper: PaperRef
-    verdict: Verdict
     data: DataSpec
     loss: LpLoss
     train: Train

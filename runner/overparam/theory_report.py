@@ -8,6 +8,7 @@ from overparam import provenance
 from overparam.checks import CheckResult
 from overparam.figures import plt, save_atomic
 from overparam.report import checks_section, report_name, verdict_line, write_atomic
+from overparam.spec import paper_text
 from overparam.theory import ProbeResult
 from overparam.theory_spec import TheorySpec
 
@@ -33,7 +34,7 @@ def write_theory_report(
         f"**Claim.** {spec.claim}\n",
         verdict_line(spec, passed == len(checks)),
         "## The paper\n",
-        f"Section {spec.paper.section}" + (f", {spec.paper.figure}" if spec.paper.figure else "") + ". " + spec.paper.statement + "\n",
+        paper_text(spec.paper) + "\n",
         f"![{spec.id}](figures/{figure.name})\n" if has_figure else "",
         checks_section(checks),
         _table(results[0], spec.seeds[0]),
