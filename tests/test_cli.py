@@ -130,7 +130,7 @@ def test_list_shows_the_claims_and_schema_is_json(dirs: dict[str, Path]) -> None
     assert listing.exit_code == 0 and "tiny" in listing.output and "shallow, deep" in listing.output
     schema = invoke("schema")
     kinds = json.loads(schema.output)["anyOf"]
-    assert schema.exit_code == 0 and len(kinds) == 4 and all("$ref" in kind for kind in kinds)  # regression, convnet, theory, sweep
+    assert schema.exit_code == 0 and len(kinds) == 4 and all("$ref" in kind for kind in kinds)  # regression, convnet, theory, map
 
 
 def test_the_convnet_claim_runs_end_to_end_on_real_mnist(tmp_path: Path, dirs: dict[str, Path]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from test_bad_specs import CORPUS
-from test_sweep import BAD_MAPS, small_map
+from test_maps import BAD_MAPS, small_map
 
 from conftest import REPO, write_spec
 from overparam.errors import OverparamError

@@ -26,7 +26,7 @@ def at_smoke_budget(raw: dict[str, Any]) -> dict[str, Any]:
     spec.pop("profiles", None)
     spec["seeds"] = spec["seeds"][:1]
     kind = spec.get("experiment", "regression")
-    if kind in ("regression", "sweep"):
+    if kind in ("regression", "map"):
         train = {key: value for key, value in spec["train"].items() if key not in ("horizon", "records")}
         spec["train"] = {**train, "steps": 40, "record_every": 20}
         spec["checks"] = [{key: value for key, value in check.items() if key != "at_step"} for check in spec["checks"]]

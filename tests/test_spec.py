@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO, small_spec, write_spec
 from overparam.errors import OverparamError
-from overparam.spec import Spec
+from overparam.kinds.regression.spec import Spec
 from overparam.specload import check_all_profiles, load_spec
 
 LINE = r"^.+\.yaml:\d+:\d+: "

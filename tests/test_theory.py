@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from overparam import theory
+from overparam.kinds.theory import probes as theory
+from overparam.kinds.theory.probes import ProbeResult
+from overparam.kinds.theory.values import evaluate_value, run_probe
 from overparam.specload import load_spec
-from overparam.theory import ProbeResult
-from overparam.theory_run import evaluate_value, run_probe
 
 
 def spec(name: str):

@@ -23,7 +23,7 @@ from overparam.errors import EnvironmentFault, OverparamError
 
 # The commands import the rest (and torch, seconds to load) when they run: `--help` is instant.
 if TYPE_CHECKING:
-    from overparam.pipeline import Options, Outcome, Session
+    from overparam.session import Options, Outcome, Session
 
 ExecutorKind = Literal["local", "ray"]
 
@@ -121,7 +121,7 @@ def run(
 ) -> None:
     """Run specs, check their claims, write reports/<id>.md."""
     from overparam.executors import make_executor
-    from overparam.pipeline import Options, Session
+    from overparam.session import Options, Session
     from overparam.specload import load_spec
 
     options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
@@ -151,8 +151,8 @@ def verify_all(
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md."""
     from overparam.executors import make_executor
-    from overparam.pipeline import Options, Session
     from overparam.report import write_index
+    from overparam.session import Options, Session
     from overparam.specload import check_all_profiles
 
     paths = _spec_files(specs_dir)
@@ -201,15 +201,16 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
         table.add_column(column)
     for path in _spec_files(specs_dir):
         spec = load_spec(path)
-        models = ", ".join(spec.model_names()) or f"probe: {spec.probe.kind}"  # type: ignore[union-attr]
-        table.add_row(spec.id, spec.group, spec.title, spec.verdict.status, models, str(len(spec.checks)), ", ".join(spec.profiles) or "—")
+        table.add_row(
+            spec.id, spec.group, spec.title, spec.verdict.status, spec.listing(), str(len(spec.checks)), ", ".join(spec.profiles) or "—"
+        )
     out.print(table)
 
 
 @app.command()
 @user_errors
 def schema() -> None:
-    """Print the JSON Schema of a spec (regression, or `experiment:` convnet, theory or sweep): what
+    """Print the JSON Schema of a spec (regression, or `experiment:` convnet, theory or map): what
     `validate` accepts, with the rules JSON Schema cannot state listed in words under `x-rules`."""
     from overparam.schema import published_schema
 

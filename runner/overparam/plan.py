@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from overparam.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
+from overparam.kinds.regression.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
 
 # Bump when a change to the engine changes numbers: it invalidates the store. 3: groups padded to 4,
 # MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual; 5: plain GD on

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from overparam import provenance
 from overparam.atomic import write_whole
 from overparam.checks import CheckResult
-from overparam.convnet_spec import ConvnetSpec
+from overparam.claim import Claim, paper_text
 from overparam.dataset import Dataset
-from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.figures import gap_figure
+from overparam.kinds.regression.spec import EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
 from overparam.results import ROUNDING, ModelResult, Results, median, metric_per_seed
 from overparam.select import LrScore, score_text
-from overparam.spec import Claim, EndToEndModel, LinearNet, Spec, Train, WarmupFormModel, paper_text
 from overparam.store import StoredRun
 
 
 @dataclass(frozen=True)
 class ReportInputs:
-    spec: Spec | ConvnetSpec
+    spec: Any  # a regression spec, or another kind's with models and `train` (the convnet)
     spec_path: Path
     profile: str | None
     data: Dataset
@@ -46,29 +46,34 @@ def report_name(spec_id: str, profile: str | None) -> str:
     return spec_id if profile is None else f"{spec_id}-{profile}"
 
 
-def write_report(inputs: ReportInputs, reports: Path) -> Path:
+Panels = list[tuple[str, list[ModelResult]]]
+
+
+def write_report(inputs: ReportInputs, reports: Path, panels: Panels, body: list[str]) -> Path:
+    """The report of a claim whose runs are loss curves: the figure draws `panels` (title, the
+    picked result of each model in it), and `body` (the kind's own sections) follows the checks."""
     name = report_name(inputs.spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
-    spec = inputs.spec
-    if isinstance(spec, ConvnetSpec):
-        picked = [inputs.results.picked[m.name] for m in spec.models]
-        with_penalty = [replace(r, losses=r.losses + r.penalty) for r in picked if r.penalty is not None]
-        panels = [("batch cross-entropy (window mean)", picked), ("cross-entropy + L2 penalty (the tutorial's batch loss)", with_penalty)]
-    else:
-        panels = [
-            (
-                f"ℓ{p:g} loss − L* (distance from optimum)",
-                [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p],
-            )
-            for p in spec.exponents
-        ]
-    gap_figure(panels, f"{spec.title} [{inputs.profile or 'default'} profile]", figure)
+    gap_figure(panels, f"{inputs.spec.title} [{inputs.profile or 'default'} profile]", figure)
     path = reports / f"{name}.md"
-    write_atomic(path, render(inputs, f"figures/{figure.name}"))
+    write_atomic(path, render(inputs, f"figures/{figure.name}", body))
     return path
 
 
-def render(inputs: ReportInputs, figure: str) -> str:
+def regression_panels(inputs: ReportInputs) -> Panels:
+    """One panel per ℓp exponent, L − L* of each model at its picked lr."""
+    spec = inputs.spec
+    return [
+        (f"ℓ{p:g} loss − L* (distance from optimum)", [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p])
+        for p in spec.exponents
+    ]
+
+
+def regression_body(inputs: ReportInputs) -> list[str]:
+    return [_results_section(inputs), _sweep_section(inputs), _setup_section(inputs)]
+
+
+def render(inputs: ReportInputs, figure: str, body: list[str]) -> str:
     spec = inputs.spec
     passed = sum(c.passed for c in inputs.checks)
     status = "PASS" if passed == len(inputs.checks) else "FAIL"
@@ -81,11 +86,7 @@ def render(inputs: ReportInputs, figure: str) -> str:
         f"![{spec.id}]({figure})\n",
         "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
         checks_section(inputs.checks),
-        *(
-            (_convnet_results_section(inputs), _convnet_setup_section(inputs))
-            if isinstance(spec, ConvnetSpec)
-            else (_results_section(inputs), _sweep_section(inputs), _setup_section(inputs))
-        ),
+        *body,
         _assumptions_section(spec, inputs.data),
         _provenance_section(inputs),
     ]
@@ -154,46 +155,6 @@ def _results_section(inputs: ReportInputs) -> str:
             f"A gap shown as 0 is within rounding of L* (|L − L*| ≤ {ROUNDING[inputs.spec.train.dtype]:.2g}·L*), not a measured value.\n"
         )
     return "\n".join(lines)
-
-
-def _convnet_results_section(inputs: ReportInputs) -> str:
-    spec = inputs.spec
-    seeds = spec.seeds
-    head = "| model | parameters | " + " | ".join(f"final cross-entropy, seed {s}" for s in seeds) + " | final L2 penalty (median) |"
-    lines = ["## Results per model\n", head, "|" + "---|" * (3 + len(seeds))]
-    for model in spec.models:
-        r = inputs.results.picked[model.name]
-        count = parameter_count(TutorialConvnet(model.overparameterized, seed=0))
-        finals = " | ".join(f"{v:.4g}" for v in r.losses[:, -1].tolist())
-        penalty = f"{median(r.penalty[:, -1].tolist()):.4g}" if r.penalty is not None else "—"
-        lines.append(f"| {model.name} | {count:,} | {finals} | {penalty} |")
-    original = parameter_count(TutorialConvnet(False, seed=0))
-    twin = parameter_count(TutorialConvnet(True, seed=0))
-    lines.append(
-        f"\nThe overparameterized twin has {twin - original:,} more parameters (+{100 * (twin / original - 1):.1f}%; the paper: ≈+15.8%)."
-    )
-    lines.append("Cross-entropy and penalty are means over the last window of the run; the tutorial's batch loss is their sum.\n")
-    return "\n".join(lines)
-
-
-def _convnet_setup_section(inputs: ReportInputs) -> str:
-    spec, train = inputs.spec, inputs.spec.train
-    rows = [
-        ("data", f"{inputs.data.name}: {inputs.data.shape[0]} images"),
-        (
-            "models",
-            "; ".join(
-                f"{m.name}: {'dense layers as products of two matrices' if m.overparameterized else 'the tutorial convnet'}"
-                for m in spec.models
-            ),
-        ),
-        ("optimizer", f"SGD, momentum {train.momentum:g}, lr {train.lr:g} × {train.decay:g}^epoch, batch {train.batch_size}"),
-        ("penalty", f"{train.penalty:g} × Σ‖θ‖²/2 over the dense layers' weights and biases"),
-        ("steps", f"{train.steps:,} (losses averaged over windows of {train.record_every:,} steps)"),
-        ("seeds", ", ".join(map(str, spec.seeds))),
-        ("dtype", "float32"),
-    ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
 def _sweep_section(inputs: ReportInputs) -> str:

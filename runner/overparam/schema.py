@@ -9,11 +9,11 @@ the bad-spec corpora and every shipped spec against both the schema and the vali
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Union
 
 from pydantic import TypeAdapter
 
-from overparam.specload import SCHEMAS, AnySpec
+from overparam.registry import KINDS
 
 DOCUMENT = (
     "An overparam spec: a YAML file holding one mapping, with JSON's data model. YAML beyond JSON is refused: "
@@ -25,11 +25,12 @@ RULE_KEYWORDS = ("if", "then", "else", "anyOf", "allOf", "oneOf", "not", "x-rule
 
 def published_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file of any kind."""
-    schema = TypeAdapter(AnySpec).json_schema()
+    specs = tuple(kind.spec for kind in KINDS.values())
+    schema = TypeAdapter(Union[specs]).json_schema()  # noqa: UP007 - a union built at run time
     definitions = schema["$defs"]
-    for kind in SCHEMAS.values():
-        profiles = definitions[kind.__name__]["properties"]["profiles"]
-        profiles["additionalProperties"] = _override_of({"$ref": f"#/$defs/{kind.__name__}"}, definitions)
+    for spec in specs:
+        profiles = definitions[spec.__name__]["properties"]["profiles"]
+        profiles["additionalProperties"] = _override_of({"$ref": f"#/$defs/{spec.__name__}"}, definitions)
         profiles["description"] = "name -> overrides of this spec's keys: mappings merge key by key, any other value is replaced"
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "overparam spec", "description": DOCUMENT, **schema}
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
+from overparam.kinds.regression.spec import Spec
 from overparam.plan import Run
 from overparam.results import ROUNDING, ModelResult, Results, median
-from overparam.spec import Spec
 from overparam.store import StoredRun
 
 GAP_FLOOR = 1e-300  # log of a gap that rounding made ≤ 0

@@ -10,24 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from overparam.convnet_spec import ConvnetSpec
+from overparam.claim import Claim
 from overparam.errors import OverparamError
-from overparam.spec import Spec
-from overparam.sweep_spec import SweepSpec
-from overparam.theory_spec import TheorySpec
+from overparam.registry import kind_of
 from overparam.yamlpos import Path_, Positions, dotted, load_yaml
 
-AnySpec = Spec | ConvnetSpec | TheorySpec | SweepSpec
-SpecType = type[Spec] | type[ConvnetSpec] | type[TheorySpec] | type[SweepSpec]
-SCHEMAS: dict[str, SpecType] = {"regression": Spec, "convnet": ConvnetSpec, "theory": TheorySpec, "sweep": SweepSpec}
 
-
-def spec_type(raw: dict[str, Any]) -> SpecType:
+def spec_type(raw: dict[str, Any]) -> type[Claim]:
     """The schema a document follows, chosen by its `experiment` key (default: regression)."""
-    return SCHEMAS.get(str(raw.get("experiment", "regression")), Spec)
+    return kind_of(raw).spec
 
 
-def load_spec(path: Path, profile: str | None = None) -> AnySpec:
+def load_spec(path: Path, profile: str | None = None) -> Claim:
     """Parse and validate `path`, with profile `profile` applied; OverparamError lists every problem."""
     raw, positions = load_yaml(path)
     base = _validated(raw, path, positions, lambda at: at)
@@ -39,7 +33,7 @@ def load_spec(path: Path, profile: str | None = None) -> AnySpec:
     return _with_profile(raw, profile, path, positions)
 
 
-def check_all_profiles(path: Path) -> AnySpec:
+def check_all_profiles(path: Path) -> Claim:
     """Validate the spec and every profile in it; raise once with all problems."""
     raw, positions = load_yaml(path)
     base = _validated(raw, path, positions, lambda at: at)
@@ -54,7 +48,7 @@ def check_all_profiles(path: Path) -> AnySpec:
     return base
 
 
-def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positions) -> AnySpec:
+def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positions) -> Claim:
     overrides = raw["profiles"][name] or {}
     merged = deep_merged(raw, overrides)
 
@@ -65,7 +59,7 @@ def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positio
     return _validated(merged, path, positions, origin)
 
 
-def _validated(raw: dict[str, Any], path: Path, positions: Positions, origin: Any) -> AnySpec:
+def _validated(raw: dict[str, Any], path: Path, positions: Positions, origin: Any) -> Claim:
     schema = spec_type(raw)
     try:
         spec = schema.model_validate(raw)

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from overparam.spec import CLAIM_RULES, Claim
+from overparam.claim import CLAIM_RULES, Claim
 from overparam.strict import STRICT, given, strict_with
 from overparam.yamlpos import Path_
 
@@ -103,6 +103,9 @@ class TheorySpec(Claim):
 
     def model_names(self) -> list[str]:
         return []
+
+    def listing(self) -> str:
+        return f"probe: {self.probe.kind}"
 
     def reference_errors(self) -> list[tuple[Path_, str]]:
         problems = super().reference_errors()

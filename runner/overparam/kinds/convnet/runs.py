@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from overparam.convnet_spec import ConvnetSpec
 from overparam.engine.convnet import train_convnet
+from overparam.kinds.convnet.spec import ConvnetSpec
 from overparam.plan import Run, run_key
 from overparam.results import ModelResult, Results
 from overparam.store import RunStore, StoredRun

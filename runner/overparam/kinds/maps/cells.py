@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from overparam.checks import CheckResult
+from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, Range, RegionCheck, depth_name
 from overparam.results import Results, median
-from overparam.sweep_spec import BASELINE_DEPTH, Range, RegionCheck, SweepSpec, depth_name
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Cell:
         return None if self.speedups is None else median(self.speedups)
 
 
-def map_cells(spec: SweepSpec, rows: list[RowResult]) -> dict[tuple[str, int], Cell]:
+def map_cells(spec: MapSpec, rows: list[RowResult]) -> dict[tuple[str, int], Cell]:
     cells = {}
     for row in rows:
         base = row.results.at(depth_name(BASELINE_DEPTH))
@@ -54,7 +54,7 @@ def converged_gap(optimum: float) -> float:
     return 1e-12 * max(1.0, abs(optimum))
 
 
-def evaluate_region(check: RegionCheck, spec: SweepSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:
+def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:
     covered = [cells[key] for key in spec.cells_in(check)]
     statement = _statement(check, spec, len(covered))
     unusable = [c for c in covered if c.speedups is None]
@@ -75,7 +75,7 @@ def _holds(check: RegionCheck, value: float) -> bool:
     return (check.above is None or value > check.above) and (check.below is None or value < check.below)
 
 
-def _statement(check: RegionCheck, spec: SweepSpec, count: int) -> str:
+def _statement(check: RegionCheck, spec: MapSpec, count: int) -> str:
     bounds = " and ".join(b for b in (f"> {check.above:g}" if check.above else "", f"< {check.below:g}" if check.below else "") if b)
     where = ", ".join(f"{axis} {_range_text(r)}" for axis, r in check.where.items())
     who = "every seed" if check.seeds == "all" else "the median over seeds"

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from overparam.claim import Claim
 from overparam.mnist import MnistData
-from overparam.spec import Claim
 from overparam.strict import STRICT, strict_with
 
 

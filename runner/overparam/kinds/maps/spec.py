@@ -1,4 +1,4 @@
-"""A map spec (`experiment: sweep`): where does depth accelerate? One row axis × depth.
+"""A map spec (`experiment: map`): where does depth accelerate? One row axis × depth.
 
 Each cell is a depth-N linear net and the depth-1 model on the same row (same loss, init,
 width and data), both with their lr tuned on the row's grid; the cell's value is the speed-up
@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
+from overparam.claim import CLAIM_RULES, Claim
 from overparam.engine.init import NormalInit
+from overparam.kinds.regression.spec import DataSpec, LinearNet, Spec, Train, Tune
 from overparam.losses import LpLoss
-from overparam.spec import CLAIM_RULES, Claim, DataSpec, LinearNet, Spec, Train, Tune
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
@@ -123,7 +124,7 @@ class RegionCheck(BaseModel):
         return []
 
 
-class SweepTune(BaseModel):
+class MapTune(BaseModel):
     """The lr grid of rows without their own, and the pick rule (as a regression spec's `tune`)."""
 
     model_config = STRICT
@@ -131,7 +132,7 @@ class SweepTune(BaseModel):
     pick: Literal["lowest_final_gap", "lowest_mean_log_gap"] = "lowest_final_gap"
 
 
-class SweepSpec(Claim):
+class MapSpec(Claim):
     model_config = strict_with(
         {
             "allOf": [
@@ -159,7 +160,7 @@ class SweepSpec(Claim):
         },
         rules=CLAIM_RULES + ("each check's region holds at least one cell of the map",),
     )
-    experiment: Literal["sweep"]
+    experiment: Literal["map"]
     group: Literal["experiments", "theory", "maps"] = "maps"
     data: DataSpec
     loss: LpLoss
@@ -169,7 +170,7 @@ class SweepSpec(Claim):
         ..., min_length=1, max_length=16, json_schema_extra=UNIQUE, description="compared with depth 1, always run"
     )
     rows: Rows
-    tune: SweepTune = SweepTune()
+    tune: MapTune = MapTune()
     checks: list[RegionCheck] = Field(..., min_length=1, max_length=100)  # type: ignore[assignment]
 
     def model_names(self) -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from overparam import theory
 from overparam.checks import CheckResult
-from overparam.theory import ProbeResult
-from overparam.theory_spec import EndToEndFlowProbe, NotAGradientProbe, PrecondSpectrumProbe, Probe, SingleOutputRuleProbe, ValueCheck
+from overparam.kinds.theory import probes as theory
+from overparam.kinds.theory.probes import ProbeResult
+from overparam.kinds.theory.spec import EndToEndFlowProbe, NotAGradientProbe, PrecondSpectrumProbe, Probe, SingleOutputRuleProbe, ValueCheck
 
 PROBES: dict[type, Callable[[Any, int], ProbeResult]] = {
     PrecondSpectrumProbe: lambda p, seed: theory.precond_spectrum(p.shapes, p.depths, seed),

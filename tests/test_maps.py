@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from conftest import all_losses, write_spec
 from overparam.cli import app
 from overparam.errors import OverparamError
+from overparam.kinds.maps.cells import Cell, RowResult, evaluate_region, map_cells
+from overparam.kinds.maps.spec import MapSpec, RegionCheck
 from overparam.results import ModelResult, Results
 from overparam.specload import load_spec
-from overparam.sweep import Cell, RowResult, evaluate_region, map_cells
-from overparam.sweep_spec import RegionCheck, SweepSpec
 
 runner = CliRunner()
 LOCATED = re.compile(r"^.+:\d+:\d+: .+")
@@ -27,7 +27,7 @@ def small_map(**overrides: object) -> dict:
     """A p × depth map on synthetic data that trains in a few seconds."""
     spec = {
         "id": "tiny-map",
-        "experiment": "sweep",
+        "experiment": "map",
         "title": "Tiny map",
         "claim": "A claim for tests.",
         "paper": {"section": "test"},
@@ -46,9 +46,9 @@ def small_map(**overrides: object) -> dict:
     return spec
 
 
-def loaded(tmp_path: Path, **overrides: object) -> SweepSpec:
+def loaded(tmp_path: Path, **overrides: object) -> MapSpec:
     spec = load_spec(write_spec(tmp_path, small_map(**overrides)))
-    assert isinstance(spec, SweepSpec)
+    assert isinstance(spec, MapSpec)
     return spec
 
 
@@ -110,7 +110,7 @@ def _result(name: str, finals: list[float], lr: float | None = 0.1) -> ModelResu
     return ModelResult(name, lr, [0, 1], torch.tensor([0.0, 10.0]), losses, 0.0, why_none="" if lr else "every lr of the grid diverged")
 
 
-def _cells(tmp_path: Path, deep_finals: list[float], deep_lr: float | None = 0.1) -> tuple[SweepSpec, dict[tuple[str, int], Cell]]:
+def _cells(tmp_path: Path, deep_finals: list[float], deep_lr: float | None = 0.1) -> tuple[MapSpec, dict[tuple[str, int], Cell]]:
     spec = loaded(tmp_path, rows={"axis": "p", "levels": [{"value": 4}]}, depths=[2])
     picked = {"depth 1": _result("depth 1", [0.4, 0.2]), "depth 2": _result("depth 2", deep_finals, deep_lr)}
     return spec, map_cells(spec, [RowResult("p = 4", Results(picked, {}))])

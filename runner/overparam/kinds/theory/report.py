@@ -6,11 +6,11 @@ from pathlib import Path
 
 from overparam import provenance
 from overparam.checks import CheckResult
+from overparam.claim import paper_text
 from overparam.figures import plt, save_atomic
+from overparam.kinds.theory.probes import ProbeResult
+from overparam.kinds.theory.spec import TheorySpec
 from overparam.report import checks_section, report_name, verdict_line, write_atomic
-from overparam.spec import paper_text
-from overparam.theory import ProbeResult
-from overparam.theory_spec import TheorySpec
 
 
 def write_theory_report(

@@ -10,18 +10,19 @@ import matplotlib.colors as mcolors
 
 from overparam import provenance
 from overparam.checks import CheckResult
+from overparam.claim import paper_text
 from overparam.dataset import Dataset
 from overparam.figures import COLOURS, plt, save_atomic
+from overparam.kinds.maps.cells import Cell
+from overparam.kinds.maps.spec import MapSpec
+from overparam.kinds.regression.spec import Spec
 from overparam.report import checks_section, report_name, table_row, verdict_line, write_atomic
-from overparam.spec import Spec, paper_text
 from overparam.store import StoredRun
-from overparam.sweep import Cell
-from overparam.sweep_spec import SweepSpec
 
 
 @dataclass(frozen=True)
-class SweepInputs:
-    spec: SweepSpec
+class MapInputs:
+    spec: MapSpec
     spec_path: Path
     profile: str | None
     rows: dict[str, Spec]  # row name -> its regression spec
@@ -34,7 +35,7 @@ class SweepInputs:
     device: str
 
 
-def write_sweep_report(inputs: SweepInputs, reports: Path) -> Path:
+def write_map_report(inputs: MapInputs, reports: Path) -> Path:
     spec = inputs.spec
     name = report_name(spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
@@ -65,7 +66,7 @@ def write_sweep_report(inputs: SweepInputs, reports: Path) -> Path:
     return path
 
 
-def _depths(inputs: SweepInputs) -> list[int]:
+def _depths(inputs: MapInputs) -> list[int]:
     return sorted(set(inputs.spec.depths))
 
 
@@ -75,7 +76,7 @@ def _cell_text(cell: Cell) -> str:
     return f"{cell.median:.3g} ({min(cell.speedups):.3g}–{max(cell.speedups):.3g})"
 
 
-def _cells_table(inputs: SweepInputs) -> str:
+def _cells_table(inputs: MapInputs) -> str:
     depths = _depths(inputs)
     lines = [
         "## Speed-up over depth 1 per cell\n",
@@ -88,7 +89,7 @@ def _cells_table(inputs: SweepInputs) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lr_table(inputs: SweepInputs) -> str:
+def _lr_table(inputs: MapInputs) -> str:
     depths = _depths(inputs)
     lines = [
         "## Tuned learning rates\n",
@@ -108,7 +109,7 @@ def _lr_text(lr: float | None) -> str:
     return "none (every lr diverged)" if lr is None else f"{lr:g}"
 
 
-def _setup(inputs: SweepInputs) -> str:
+def _setup(inputs: MapInputs) -> str:
     spec = inputs.spec
     train = spec.train
     rows = [
@@ -126,7 +127,7 @@ def _setup(inputs: SweepInputs) -> str:
     return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
-def _provenance(inputs: SweepInputs) -> str:
+def _provenance(inputs: MapInputs) -> str:
     devices = sorted({r.device for r in inputs.stored})
     fingerprints = ", ".join(sorted({d.fingerprint for d in inputs.data.values()}))
     rows = [
@@ -142,7 +143,7 @@ def _provenance(inputs: SweepInputs) -> str:
     return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
 
 
-def _map_figure(inputs: SweepInputs, path: Path) -> None:
+def _map_figure(inputs: MapInputs, path: Path) -> None:
     rows, depths = list(inputs.rows), _depths(inputs)
     medians = [[_log_median(inputs.cells[row, n]) for n in depths] for row in rows]
     finite = [abs(v) for line in medians for v in line if not math.isnan(v)]

@@ -1,0 +1,65 @@
+"""How the convnet claim is verified: MNIST → a run per model and seed → checks → report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from overparam.checks import evaluate
+from overparam.dataset import Dataset
+from overparam.kind import Kind
+from overparam.kinds.convnet.report import convnet_body, convnet_panels
+from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, train_convnet_runs
+from overparam.kinds.convnet.spec import ConvnetSpec
+from overparam.mnist import load_mnist
+from overparam.plan import Run
+from overparam.report import ReportInputs, write_report
+from overparam.session import Options, Outcome, Progress, Session, stored_runs
+from overparam.store import RunStore
+
+
+def images_for(session: Session, spec: ConvnetSpec, spec_path: Path) -> tuple[torch.Tensor, torch.Tensor, Dataset]:
+    """Images, labels, and their description as a Dataset (flattened pixels) for the report.
+    (--data-dir names the UCI folder; MNIST comes from data.path or OVERPARAM_MNIST.)"""
+    folder = (spec_path.parent / spec.data.path) if spec.data.path else None
+
+    def load() -> tuple[torch.Tensor, torch.Tensor, Dataset]:
+        images, labels, fingerprint = load_mnist(spec.data, folder)
+        details = {"split": f"{spec.data.split} ({images.shape[0]} images)", "preprocessing": "pixels scaled to [−0.5, 0.5]"}
+        return images, labels, Dataset(images.flatten(1), labels, fingerprint, f"MNIST {spec.data.split} split", details)
+
+    return session.memo(("mnist", spec.data.split, str(folder)), load)
+
+
+def verify(spec: ConvnetSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
+    images, labels, data = images_for(session, spec, spec_path)
+    runs = plan_convnet_runs(spec, data.fingerprint)
+
+    def train(todo: list[Run], store: RunStore) -> None:
+        train_convnet_runs(todo, images, labels, store, options.device, progress.advance)
+
+    stored, trained = stored_runs(spec.id, runs, options, progress, train)
+    results = convnet_results(spec, runs, stored)
+    checks = [evaluate(check, results) for check in spec.checks]
+    wall_s = time.perf_counter() - start
+    inputs = ReportInputs(
+        spec=spec,
+        spec_path=spec_path,
+        profile=options.profile,
+        data=data,
+        optima={},
+        results=results,
+        sweeps={},
+        checks=checks,
+        stored=[stored[r.key] for r in runs],
+        trained=trained,
+        wall_s=wall_s,
+        device=options.device,
+    )
+    report = write_report(inputs, options.reports, convnet_panels(inputs), convnet_body(inputs))
+    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
+
+
+KIND = Kind("convnet", ConvnetSpec, verify)
