@@ -9,7 +9,7 @@ from pathlib import Path
 from overparam.errors import EnvironmentFault
 
 
-def write_whole(path: Path, write: Callable[[Path], None]) -> None:
+def write_whole(path: Path, write: Callable[[Path], object]) -> None:
     """`write` into a temporary file beside `path`, then rename it over `path`, so a crash never
     leaves half a file. Any file-system failure removes the temporary file and becomes one
     EnvironmentFault naming `path` (exit 3)."""

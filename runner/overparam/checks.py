@@ -274,7 +274,8 @@ EVALUATORS: dict[type, Callable[..., CheckResult]] = {
 
 
 def _statement(check: Check) -> str:
-    at = f" at lr {check.lr:g}" if getattr(check, "lr", None) else ""
+    lr = getattr(check, "lr", None)
+    at = f" at lr {lr:g}" if lr else ""
     if isinstance(check, CloseCheck):
         return f"{check.curve} curves of {check.models[0]} and {check.models[1]} within {check.tol:g} relative{at}"
     if isinstance(check, ConvergesCheck):
@@ -302,7 +303,7 @@ def _statement(check: Check) -> str:
 
 
 def _seed_label(check: Check, results: dict[str, ModelResult], index: int) -> str:
-    if check.seeds == "median":
+    if getattr(check, "seeds", "all") == "median":
         return "median: "
     seeds = next(iter(results.values())).seeds
     return f"seed {seeds[index]}: " if len(seeds) > 1 else ""

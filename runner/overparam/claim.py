@@ -81,7 +81,7 @@ class Claim(BaseModel):
     claim: str
     paper: PaperRef | None = Field(None, description="where the paper states the claim; omit for a claim beyond the paper")
     verdict: Verdict
-    group: Literal["experiments", "theory"] = "experiments"
+    group: Literal["experiments", "theory", "maps"] = "experiments"
     seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100, json_schema_extra=UNIQUE)
     checks: list[Check] = Field(..., min_length=1, max_length=100)
     assumptions: list[str] = Field(default_factory=list)
@@ -92,7 +92,7 @@ class Claim(BaseModel):
         return ", ".join(self.model_names())
 
     def model_names(self) -> list[str]:
-        return [m.name for m in self.models]  # type: ignore[attr-defined]
+        return [m.name for m in self.models]  # type: ignore[attr-defined]  # each kind with models declares them
 
     def lr_grid(self, name: str) -> list[float]:
         raise NotImplementedError

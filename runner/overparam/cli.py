@@ -69,7 +69,7 @@ def user_errors(command: F) -> F:
             err.print("interrupted: every finished group of runs is in the run store; rerun to continue from there")
             raise typer.Exit(130) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature; mypy sees a new one
 
 
 def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

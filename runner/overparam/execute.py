@@ -43,13 +43,13 @@ def train_group(
         runs = [group[i] for i in positions]
         padded = runs + [runs[-1]] * (MIN_BATCH - len(runs))
         lr = torch.tensor([r.lr for r in padded], dtype=dtype, device=device)
-        model = _batched_model(padded, X.shape[1], lr, dtype, device)
+        batched = _batched_model(padded, X.shape[1], lr, dtype, device)
         for k, i in enumerate(positions):
             rows[i] = offset + k
             # The data pass runs in the C kernels wherever the model's step does (both need a compiler).
-            trained_on[i] = f"{device} ({model.arithmetic})"
+            trained_on[i] = f"{device} ({batched.arithmetic})"
         offset += len(padded)
-        models.append(model)
+        models.append(batched)
     model = models[0] if len(models) == 1 else Stacked(models)
     last = 0
 

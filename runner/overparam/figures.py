@@ -9,9 +9,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from overparam.atomic import write_whole  # noqa: E402
 from overparam.results import ModelResult  # noqa: E402
+
+__all__ = ["COLOURS", "gap_figure", "plt", "save_atomic"]
 
 # The paper's line colours, in its legend order.
 COLOURS = ["tab:blue", "tab:green", "tab:red", "tab:cyan", "tab:purple", "tab:olive", "tab:orange", "tab:brown"]
@@ -28,7 +32,7 @@ def gap_figure(panels: list[tuple[str, list[ModelResult]]], title: str, path: Pa
     save_atomic(fig, path)
 
 
-def save_atomic(fig: plt.Figure, path: Path) -> None:
+def save_atomic(fig: Figure, path: Path) -> None:
     """Lay out, write whole or not at all (atomic.write_whole), and close."""
     fig.tight_layout()
     try:
@@ -37,7 +41,7 @@ def save_atomic(fig: plt.Figure, path: Path) -> None:
         plt.close(fig)
 
 
-def _draw_panel(ax: plt.Axes, results: list[ModelResult], ylabel: str) -> None:
+def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str) -> None:
     for colour, result in zip(COLOURS * 8, results):
         if result.lr is None:
             ax.plot([], [], color=colour, label=f"{result.name} (no usable lr)")

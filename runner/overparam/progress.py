@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 PLAIN_EVERY_S = 60.0
 
@@ -16,7 +16,7 @@ class RichProgress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._steps_per_run = 1
 
     def begin(self, label: str, runs: int, run_steps: int) -> None:

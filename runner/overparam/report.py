@@ -93,7 +93,7 @@ def render(inputs: ReportInputs, figure: str, body: list[str]) -> str:
     return "\n".join(parts)
 
 
-def verdict_line(spec: Spec, passed: bool) -> str:
+def verdict_line(spec: Claim, passed: bool) -> str:
     """The spec's verdict and what it observed, unless its checks failed: then the observation no
     longer holds, and the report says so instead of repeating it as fact."""
     verdict = spec.verdict
@@ -279,8 +279,10 @@ def _model_text(model: LinearNet | EndToEndModel | WarmupFormModel) -> str:
 
 def _config_text(config: BaseModel) -> str:
     """`kind (field value, …)` for an init, optimizer or loss config."""
-    fields = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in config.model_dump().items() if k != "kind")
-    return f"{config.kind} ({fields})" if fields else config.kind
+    values = config.model_dump()
+    kind = values.pop("kind")
+    fields = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+    return f"{kind} ({fields})" if fields else str(kind)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -26,7 +26,8 @@ RULE_KEYWORDS = ("if", "then", "else", "anyOf", "allOf", "oneOf", "not", "x-rule
 def published_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file of any kind."""
     specs = tuple(kind.spec for kind in KINDS.values())
-    schema = TypeAdapter(Union[specs]).json_schema()  # noqa: UP007 - a union built at run time
+    union: Any = Union[specs]  # noqa: UP007 - a union built at run time, of the registered kinds
+    schema = TypeAdapter(union).json_schema()
     definitions = schema["$defs"]
     for spec in specs:
         profiles = definitions[spec.__name__]["properties"]["profiles"]

@@ -50,7 +50,7 @@ def select_models(
                 model.name, None, spec.seeds, failed.steps, failed.losses, optimum, why_none="every lr of the grid diverged"
             )
             continue
-        best = usable[0] if spec.tune.pick == "smallest" else min(usable, key=lambda s: s.score)  # type: ignore[arg-type, return-value]
+        best = usable[0] if spec.tune.pick == "smallest" else min(usable, key=lambda s: s.score)  # type: ignore[arg-type, return-value]  # usable: score is not None
         picked[model.name] = by_lr[model.name][best.lr]
     return Results(picked, by_lr), sweeps
 
@@ -60,7 +60,8 @@ def _result(name: str, lr: float, spec: Spec, seed_runs: list[StoredRun], optimu
     axis = torch.arange(0, steps + 1, every, dtype=torch.float64)
     losses = torch.stack([r.losses for r in seed_runs])
     vectors = [r.end_to_end for r in seed_runs]
-    end_to_end = torch.stack(vectors) if all(v is not None for v in vectors) else None  # type: ignore[misc]
+    present = [v for v in vectors if v is not None]
+    end_to_end = torch.stack(present) if len(present) == len(vectors) else None
     diverged = [f"seed {s} at step {r.diverged_at}" for s, r in zip(spec.seeds, seed_runs) if r.diverged_at is not None]
     resolution = ROUNDING[spec.train.dtype] * abs(optimum)
     if diverged:

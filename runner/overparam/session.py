@@ -55,7 +55,7 @@ class Session:
         """`compute()`, once per key per invocation."""
         if key not in self._memo:
             self._memo[key] = compute()
-        return self._memo[key]  # type: ignore[no-any-return]
+        return self._memo[key]  # type: ignore[no-any-return]  # what compute() returned for this key
 
 
 @dataclass(frozen=True)

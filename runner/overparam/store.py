@@ -115,7 +115,7 @@ class RunStore:
                     found[row[0]] = self._checked(row)
         return found
 
-    def _checked(self, row: tuple) -> StoredRun:
+    def _checked(self, row: tuple[Any, ...]) -> StoredRun:
         key, config, blob, diverged_at, wall_s, device, vectors, penalty, digest = row
         if digest != _digest(key, config, blob, diverged_at, vectors, penalty):
             what = (
@@ -157,10 +157,10 @@ class RunStore:
         self._db.close()
 
 
-def _digest(key: str, config: str, losses: bytes, diverged_at: int | None, vectors: bytes | None, penalty: bytes | None) -> str:
+def _digest(key: str, config: str, losses: bytes | None, diverged_at: int | None, vectors: bytes | None, penalty: bytes | None) -> str:
     """What a run's numbers are, hashed: any change to a stored row shows."""
     h = hashlib.sha256()
-    for part in (key.encode(), config.encode(), losses, str(diverged_at).encode(), vectors or b"-", penalty or b"-"):
+    for part in (key.encode(), config.encode(), losses or b"-", str(diverged_at).encode(), vectors or b"-", penalty or b"-"):
         h.update(len(part).to_bytes(8, "little") + part)
     return h.hexdigest()
 

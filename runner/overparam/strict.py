@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic.config import ConfigDict, JsonDict
 
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
@@ -41,4 +41,4 @@ def equals(key: str, value: Any) -> dict[str, Any]:
     return {"required": [key], "properties": {key: test}}
 
 
-UNIQUE = {"uniqueItems": True}
+UNIQUE: JsonDict = {"uniqueItems": True}

@@ -65,7 +65,7 @@ def batch_files(folder: Path) -> list[Path]:
 
 
 def _batch_number(path: Path) -> int:
-    return int(BATCH_FILE.match(path.name).group(1))  # type: ignore[union-attr]
+    return int(BATCH_FILE.match(path.name).group(1))  # type: ignore[union-attr]  # batch_files keeps only names that match
 
 
 def locate(explicit: Path | None, *, download: bool = True) -> Path:

@@ -10,6 +10,7 @@ the tutorial's penalty 5e-4 · Σ ‖θ‖²/2 over the dense layers' weights an
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -40,9 +41,9 @@ class TutorialConvnet(nn.Module):
         self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
         with torch.no_grad():
             self.conv1.weight.copy_(_truncated_normal(tuple(self.conv1.weight.shape), 0.1, gen))
-            self.conv1.bias.zero_()
+            self.conv1.bias.zero_()  # type: ignore[union-attr]  # Conv2d has a bias unless bias=False
             self.conv2.weight.copy_(_truncated_normal(tuple(self.conv2.weight.shape), 0.1, gen))
-            self.conv2.bias.fill_(0.1)
+            self.conv2.bias.fill_(0.1)  # type: ignore[union-attr]  # as above
         self.fc1 = Dense(7 * 7 * 64, 512, factors, gen, bias=0.1)
         self.fc2 = Dense(512, 10, factors, gen, bias=0.1)
         self.dropout = nn.Dropout(0.5)
@@ -51,12 +52,14 @@ class TutorialConvnet(nn.Module):
         x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
         x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
         x = torch.relu(self.fc1(x.flatten(1)))
-        return self.fc2(self.dropout(x))
+        logits: torch.Tensor = self.fc2(self.dropout(x))
+        return logits
 
     def dense_penalty(self) -> torch.Tensor:
         """Σ ‖θ‖²/2 over the dense layers' matrices and biases (TensorFlow's l2_loss)."""
         params = [*self.fc1.parameters(), *self.fc2.parameters()]
-        return sum(p.square().sum() for p in params) / 2
+        total = sum(p.square().sum() for p in params)  # left to right from 0, as always: the same bits
+        return cast(torch.Tensor, total) / 2
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -95,7 +98,7 @@ def train_convnet(
         ce = nn.functional.cross_entropy(model(images[index]), labels[index])
         term = penalty * model.dense_penalty()
         optimizer.zero_grad()
-        (ce + term).backward()
+        (ce + term).backward()  # type: ignore[no-untyped-call]  # torch leaves backward() untyped
         optimizer.step()
         ce_sum += float(ce.detach())
         pen_sum += float(term.detach())

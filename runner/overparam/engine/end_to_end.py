@@ -26,7 +26,8 @@ def rule10_direction(W: torch.Tensor, G: torch.Tensor, depth: int) -> torch.Tens
     for j in range(1, depth + 1):
         a, b = (j - 1) / depth, (depth - j) / depth
         weights = weights + _outer_powers(left_sigma, right_sigma, a, b)
-    return U @ (weights * G_rotated) @ Vh
+    step: torch.Tensor = U @ (weights * G_rotated) @ Vh
+    return step
 
 
 def numerical_rank_cut(sigma: torch.Tensor, size: int) -> torch.Tensor:

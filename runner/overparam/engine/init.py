@@ -3,7 +3,7 @@ so a run's numbers do not depend on which other runs share its batch."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, Field, TypeAdapter
@@ -41,7 +41,7 @@ Init = Annotated[NormalInit | BalancedInit | IdentityInit, Field(discriminator="
 _INIT = TypeAdapter(Init)
 
 
-def parse_init(data: dict) -> Init:
+def parse_init(data: dict[str, Any]) -> Init:
     """An init config back from its stored dict form."""
     return _INIT.validate_python(data)
 
@@ -79,4 +79,5 @@ def initial_end_to_end(init: Init, d: int, seed: int) -> torch.Tensor:
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm()
+    unit: torch.Tensor = v / v.norm()
+    return unit

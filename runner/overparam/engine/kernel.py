@@ -287,7 +287,7 @@ def _compiled(compiler: str) -> Path:
     raise OSError("no writable cache folder")
 
 
-BUILDS = (["-fopenmp", "-march=native"], ["-fopenmp"], ["-march=native"], [])
+BUILDS: tuple[list[str], ...] = (["-fopenmp", "-march=native"], ["-fopenmp"], ["-march=native"], [])
 
 
 def build(compiler: str, output: Path, builds: tuple[list[str], ...] = BUILDS) -> None:

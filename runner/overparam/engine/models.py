@@ -42,7 +42,7 @@ class DeepLinear:
         self.states = [self.optimizer.init(W) for W in layers] if self.optimizer else []
         self._above: list[torch.Tensor] = []
         fits = kernel is not None and kernel.supports(layers)
-        self._fused = kernel.bind(layers, self.step_scale, self.decay) if fits else None
+        self._fused = kernel.bind(layers, self.step_scale, self.decay) if kernel is not None and fits else None
 
     @property
     def uses_kernel(self) -> bool:
@@ -224,7 +224,7 @@ class Stacked:
         return torch.cat([model.end_to_end() for model in self.models])
 
     def descend(self, g: torch.Tensor) -> None:
-        for model, part in zip(self.models, g.split(self.sizes)):
+        for model, part in zip(self.models, torch.split(g, self.sizes)):
             model.descend(part)
 
     def state(self) -> dict[str, Any]:
@@ -235,6 +235,6 @@ class Stacked:
             model.load(saved)
 
     def freeze(self, runs: torch.Tensor) -> None:
-        for model, part in zip(self.models, runs.split(self.sizes)):
+        for model, part in zip(self.models, torch.split(runs, self.sizes)):
             if bool(part.any()):
                 model.freeze(part)

@@ -54,6 +54,11 @@ def converged_gap(optimum: float) -> float:
     return 1e-12 * max(1.0, abs(optimum))
 
 
+def _read(speedups: list[float], seeds: str) -> list[float]:
+    """Every seed's speed-up, or their median."""
+    return speedups if seeds == "all" else [median(speedups)]
+
+
 def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:
     covered = [cells[key] for key in spec.cells_in(check)]
     statement = _statement(check, spec, len(covered))
@@ -61,8 +66,8 @@ def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, in
     if unusable:
         c = unusable[0]
         return CheckResult(False, statement, f"no usable runs in {len(unusable)} cell(s), e.g. {c.row}, depth {c.depth}: {c.why}")
-    values = {(c.row, c.depth): (c.speedups if check.seeds == "all" else [c.median]) for c in covered}
-    failing = [(key, v) for key, vs in values.items() for v in vs if not _holds(check, v)]  # type: ignore[arg-type]
+    values = {(c.row, c.depth): _read(c.speedups or [], check.seeds) for c in covered}
+    failing = [(key, v) for key, vs in values.items() for v in vs if not _holds(check, v)]
     every = [v for vs in values.values() for v in vs]
     span = f"speed-ups {min(every):.3g}–{max(every):.3g} over {len(covered)} cells" + (" (medians)" if check.seeds == "median" else "")
     if not failing:

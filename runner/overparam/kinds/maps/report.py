@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib.colors as mcolors
 
@@ -17,6 +18,7 @@ from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
 from overparam.kinds.regression.spec import Spec
 from overparam.report import checks_section, report_name, table_row, verdict_line, write_atomic
+from overparam.results import median
 from overparam.store import StoredRun
 
 
@@ -46,7 +48,7 @@ def write_map_report(inputs: MapInputs, reports: Path) -> Path:
         f"# {spec.title}\n",
         f"**{'PASS' if passed else 'FAIL'}**: {held} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
         f"**Claim.** {spec.claim}\n",
-        verdict_line(spec, passed),  # type: ignore[arg-type]
+        verdict_line(spec, passed),
         "## The paper\n",
         paper_text(spec.paper) + "\n",
         f"![{spec.id}](figures/{figure.name})\n",
@@ -160,13 +162,13 @@ def _map_figure(inputs: MapInputs, path: Path) -> None:
     left.set_title("speed-up over depth 1 (median over seeds)", fontsize=9)
     bar = fig.colorbar(image, ax=left)
     bar.set_label("log10 speed-up (blue: depth helps)")
-    palette = COLOURS if len(rows) <= len(COLOURS) else [plt.get_cmap("tab20")(i) for i in range(len(rows))]
+    palette: list[Any] = COLOURS if len(rows) <= len(COLOURS) else [plt.get_cmap("tab20")(i) for i in range(len(rows))]
     for colour, row in zip(palette, rows):
         cells = [inputs.cells[row, n] for n in depths]
         xs = [n for n, c in zip(depths, cells) if c.speedups is not None]
-        usable = [c for c in cells if c.speedups is not None]
-        right.plot(xs, [c.median for c in usable], marker="o", color=colour, label=row)
-        right.fill_between(xs, [min(c.speedups) for c in usable], [max(c.speedups) for c in usable], color=colour, alpha=0.18, lw=0)  # type: ignore[arg-type, type-var]
+        usable = [c.speedups for c in cells if c.speedups is not None]
+        right.plot(xs, [median(s) for s in usable], marker="o", color=colour, label=row)
+        right.fill_between(xs, [min(s) for s in usable], [max(s) for s in usable], color=colour, alpha=0.18, lw=0)
     right.axhline(1.0, color="black", lw=0.8)
     right.set_yscale("log")
     right.set_xticks(depths)

@@ -8,7 +8,9 @@ on the layers, quadrature of line integrals).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -31,7 +33,8 @@ def psd_power(M: torch.Tensor, alpha: float) -> torch.Tensor:
     tolerance = values.abs().max() * M.shape[0] * torch.finfo(M.dtype).eps
     values = torch.where(values > tolerance, values, torch.zeros_like(values))
     powered = values.pow(alpha) if alpha > 0 else torch.ones_like(values)
-    return (vectors * powered) @ vectors.T
+    power: torch.Tensor = (vectors * powered) @ vectors.T
+    return power
 
 
 PERTURBATIONS = ("exponent", "asymmetric", "sign")  # wrong versions of P, for tests
@@ -48,7 +51,7 @@ def preconditioner(W: torch.Tensor, depth: int, perturb: str | None = None) -> t
         terms[0] = terms[0] @ (torch.eye(len(terms[0]), dtype=F64) + torch.triu(torch.ones_like(terms[0]), 1) * 0.1)
     if perturb == "sign":
         terms[0] = -3 * terms[0]
-    return sum(terms)
+    return cast(torch.Tensor, sum(terms))  # left to right, as always
 
 
 def vec(M: torch.Tensor) -> torch.Tensor:
@@ -215,7 +218,9 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
-def circulation(field, centre: torch.Tensor, a: torch.Tensor, b: torch.Tensor, radius: float, points: int) -> tuple[float, float]:  # noqa: ANN001 - a vector field
+def circulation(
+    field: Callable[[torch.Tensor], torch.Tensor], centre: torch.Tensor, a: torch.Tensor, b: torch.Tensor, radius: float, points: int
+) -> tuple[float, float]:
     """∮ F·dw around the circle centre + radius(cos θ a + sin θ b) by the trapezoid rule (spectrally
     accurate for a smooth periodic integrand), and the mean ‖F‖ on it, for normalising."""
     theta = torch.arange(points, dtype=F64) * (2 * math.pi / points)
