@@ -190,3 +190,16 @@ def test_a_claim_beyond_the_paper_needs_no_paper_section(tmp_path: Path, dirs: d
     result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
     assert result.exit_code == 0, result.output
     assert "Not a claim of the paper" in (dirs["reports"] / "tiny.md").read_text()
+
+
+def test_a_failing_check_is_named_by_its_file_line_and_index(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    checks = [
+        {"kind": "bound", "metric": "final_loss", "model": "shallow", "lo": 0.0},
+        {"kind": "bound", "metric": "final_loss", "model": "deep", "hi": 1e-30},
+    ]
+    path = write_spec(tmp_path, small_spec(checks=checks))
+    result = invoke("run", path, *run_args(dirs))
+    line = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "- kind: bound"][1]  # the second check
+    assert result.exit_code == 1, result.output
+    failing = [text for text in result.output.splitlines() if "✗" in text]
+    assert len(failing) == 1 and f"{path}:{line}:3: checks[1]: final_loss of deep ≤ 1e-30" in failing[0], result.output

@@ -8,7 +8,6 @@ that decided it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -25,7 +24,70 @@ STEPS_TO_GAP = when(
 )
 
 
-class _MetricCheck(BaseModel):
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    statement: str  # the relation, e.g. "final_gap: 3-layer < 2-layer < 1-layer"
+    evidence: str  # the numbers that decided it
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """low ≤ value ≤ high (or < with `strict`), either side optional: the one bounds rule and its
+    one wording, for every check kind with bounds (ratio, bound, theory values, map regions)."""
+
+    low: float | None
+    high: float | None
+    strict: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.strict:
+            return (self.low is None or value > self.low) and (self.high is None or value < self.high)
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def text(self) -> str:
+        above, below = (">", "<") if self.strict else ("≥", "≤")
+        sides = (f"{above} {self.low:g}" if self.low is not None else "", f"{below} {self.high:g}" if self.high is not None else "")
+        return " and ".join(side for side in sides if side)
+
+
+class _ModelCheck(BaseModel):
+    """A check on the results of named models: each is read at its picked lr (or at `lr`), then
+    `judge` decides; a model without usable runs fails the check, with the reason."""
+
+    model_config = STRICT
+
+    def model_refs(self) -> Refs:
+        """(key path in the check, model name) of every model the check reads."""
+        raise NotImplementedError
+
+    def statement(self) -> str:
+        raise NotImplementedError
+
+    def judge(self, results: dict[str, ModelResult]) -> CheckResult:
+        raise NotImplementedError
+
+    def evaluate(self, results: Results) -> CheckResult:
+        lr = getattr(self, "lr", None)
+        chosen = {name: results.at(name, lr) for _, name in self.model_refs()}
+        missing = [name for name, result in chosen.items() if result.lr is None]
+        if missing:
+            reasons = "; ".join(f"{n}: {chosen[n].why_none}" for n in missing)
+            return CheckResult(False, self.statement(), f"no usable runs ({reasons})")
+        return self.judge(chosen)
+
+    def seed_label(self, results: dict[str, ModelResult], index: int) -> str:
+        if getattr(self, "seeds", "all") == "median":
+            return "median: "
+        seeds = next(iter(results.values())).seeds
+        return f"seed {seeds[index]}: " if len(seeds) > 1 else ""
+
+    def lr_text(self) -> str:
+        lr = getattr(self, "lr", None)
+        return f" at lr {lr:g}" if lr else ""
+
+
+class _MetricCheck(_ModelCheck):
     model_config = strict_with(STEPS_TO_GAP)
     metric: Metric
     gap: float | None = Field(None, gt=0.0, description="threshold for steps_to_gap")
@@ -42,6 +104,19 @@ class _MetricCheck(BaseModel):
             raise ValueError("at_step does not apply to steps_to_gap")
         return self
 
+    def values(self, result: ModelResult) -> list[float]:
+        """Per seed for `all`, a single median for `median`."""
+        values = metric_per_seed(result, self.metric, self.gap, self.at_step)
+        return values if self.seeds == "all" else [median(values)]
+
+    def metric_text(self) -> str:
+        return (
+            self.metric + (f"(gap ≤ {self.gap:g})" if self.gap else "") + (f" at step {self.at_step:,}" if self.at_step is not None else "")
+        )
+
+    def seeds_text(self) -> str:
+        return "" if self.seeds == "all" else " (median over seeds)"
+
 
 class OrderCheck(_MetricCheck):
     """`models` listed best first: the metric strictly increases along the list."""
@@ -51,6 +126,18 @@ class OrderCheck(_MetricCheck):
 
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
+
+    def statement(self) -> str:
+        return f"{self.metric_text()}: " + " < ".join(self.models) + self.seeds_text() + self.lr_text()
+
+    def judge(self, results: dict[str, ModelResult]) -> CheckResult:
+        rows = list(zip(*(self.values(results[name]) for name in self.models)))
+        holds = [all(a < b for a, b in zip(row, row[1:])) for row in rows]
+        evidence = "; ".join(
+            self.seed_label(results, i) + " < ".join(_fmt(v) for v in row) + ("" if ok else " ✗")
+            for i, (row, ok) in enumerate(zip(rows, holds))
+        )
+        return CheckResult(all(holds), self.statement(), evidence)
 
 
 class RatioCheck(_MetricCheck):
@@ -72,6 +159,19 @@ class RatioCheck(_MetricCheck):
     def model_refs(self) -> Refs:
         return [(("model",), self.model), (("over",), self.over)]
 
+    def statement(self) -> str:
+        bounds = Bounds(self.at_least, self.at_most).text()
+        return f"{self.metric_text()} of {self.model} / {self.over} {bounds}{self.seeds_text()}{self.lr_text()}"
+
+    def judge(self, results: dict[str, ModelResult]) -> CheckResult:
+        bounds = Bounds(self.at_least, self.at_most)
+        ratios = [_ratio_of(a, b) for a, b in zip(self.values(results[self.model]), self.values(results[self.over]))]
+        holds = [bounds.holds(r) for r in ratios]
+        evidence = "; ".join(
+            self.seed_label(results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
+        )
+        return CheckResult(all(holds), self.statement(), evidence)
+
 
 class BoundCheck(_MetricCheck):
     """lo ≤ metric(model) ≤ hi."""
@@ -91,11 +191,19 @@ class BoundCheck(_MetricCheck):
     def model_refs(self) -> Refs:
         return [(("model",), self.model)]
 
+    def statement(self) -> str:
+        return f"{self.metric_text()} of {self.model} {Bounds(self.lo, self.hi).text()}{self.seeds_text()}{self.lr_text()}"
 
-class CloseCheck(BaseModel):
+    def judge(self, results: dict[str, ModelResult]) -> CheckResult:
+        values = self.values(results[self.model])
+        holds = [Bounds(self.lo, self.hi).holds(v) for v in values]
+        evidence = "; ".join(self.seed_label(results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
+        return CheckResult(all(holds), self.statement(), evidence)
+
+
+class CloseCheck(_ModelCheck):
     """Two models' curves stay within `tol` relative deviation at every recorded step."""
 
-    model_config = STRICT
     kind: Literal["close"]
     models: list[str] = Field(..., min_length=2, max_length=2)
     curve: Literal["loss", "gap", "end_to_end"] = Field(
@@ -109,12 +217,24 @@ class CloseCheck(BaseModel):
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
+    def statement(self) -> str:
+        return f"{self.curve} curves of {self.models[0]} and {self.models[1]} within {self.tol:g} relative{self.lr_text()}"
 
-class OvertakesCheck(BaseModel):
+    def judge(self, results: dict[str, ModelResult]) -> CheckResult:
+        a, b = (results[name] for name in self.models)
+        devs = _deviations(a, b, self.curve)
+        devs = devs if self.seeds == "all" else [median(devs)]
+        holds = [d <= self.tol for d in devs]
+        evidence = "; ".join(
+            self.seed_label(results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
+        )
+        return CheckResult(all(holds), self.statement(), evidence)
+
+
+class OvertakesCheck(_ModelCheck):
     """models[0] is behind models[1] (higher gap) at some recorded step, then ahead to the end;
     the overtaking step is the first from which it stays ahead, and must come by step `by`."""
 
-    model_config = STRICT
     kind: Literal["overtakes"]
     models: list[str] = Field(..., min_length=2, max_length=2)
     by: int | None = Field(None, ge=1, description="latest allowed overtaking step")
@@ -124,12 +244,24 @@ class OvertakesCheck(BaseModel):
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
+    def statement(self) -> str:
+        by = f" by step {self.by:,}" if self.by else ""
+        return f"{self.models[0]} overtakes {self.models[1]}{by} (L − L*)"
 
-class ConvergesCheck(BaseModel):
+    def judge(self, results: dict[str, ModelResult]) -> CheckResult:
+        a, b = (results[name] for name in self.models)
+        seeds = [overtaking_step(x, y, a.steps) for x, y in zip(a.gaps, b.gaps)]
+        holds = [s is not None and not math.isinf(s) and (self.by is None or s <= self.by) for s in seeds]
+        evidence = "; ".join(
+            self.seed_label(results, i) + _overtaking_text(s) + ("" if ok else " ✗") for i, (s, ok) in enumerate(zip(seeds, holds))
+        )
+        return CheckResult(all(holds), self.statement(), evidence)
+
+
+class ConvergesCheck(_ModelCheck):
     """Over the lr grid, the deviation between two models' curves shrinks with the lr: strictly
     smaller at every smaller lr, with a fitted order (slope of log deviation vs log lr) ≥ `order_at_least`."""
 
-    model_config = STRICT
     kind: Literal["converges"]
     models: list[str] = Field(..., min_length=2, max_length=2)
     curve: Literal["loss", "gap", "end_to_end"] = "loss"
@@ -139,71 +271,30 @@ class ConvergesCheck(BaseModel):
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
+    def statement(self) -> str:
+        return f"{self.curve} deviation of {self.models[0]} from {self.models[1]} shrinks with the lr, order ≥ {self.order_at_least:g}"
+
+    def evaluate(self, results: Results) -> CheckResult:
+        """Reads every lr of the grid, not the picks."""
+        lrs = sorted(results.by_lr[self.models[0]])
+        pairs = [tuple(results.at(name, lr) for name in self.models) for lr in lrs]
+        broken = [f"lr {lr:g}, {r.name}: {r.why_none}" for lr, pair in zip(lrs, pairs) for r in pair if r.lr is None]
+        if broken:
+            return CheckResult(False, self.statement(), "no usable runs (" + "; ".join(broken) + ")")
+        worst = [max(_deviations(a, b, self.curve)) for a, b in pairs]  # the worst seed at each lr
+        order = fitted_order(lrs, worst)
+        shrinking = all(small < large for small, large in zip(worst, worst[1:]))
+        passed = shrinking and order >= self.order_at_least
+        listing = "; ".join(f"lr {lr:g}: {d:.3g}" for lr, d in zip(lrs, worst))
+        evidence = f"max rel dev (worst seed) {listing}; fitted order {order:.3f}" + ("" if shrinking else "; not shrinking with the lr ✗")
+        return CheckResult(passed, self.statement(), evidence + ("" if order >= self.order_at_least else " ✗"))
+
 
 Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesCheck | ConvergesCheck, Field(discriminator="kind")]
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    passed: bool
-    statement: str  # the relation, e.g. "final_gap: 3-layer < 2-layer < 1-layer"
-    evidence: str  # the numbers that decided it
-
-
 def evaluate(check: Check, results: Results) -> CheckResult:
-    if isinstance(check, ConvergesCheck):
-        return _converges(check, results)
-    lr = getattr(check, "lr", None)
-    chosen = {name: results.at(name, lr) for _, name in check.model_refs()}
-    missing = [name for name, result in chosen.items() if result.lr is None]
-    if missing:
-        reasons = "; ".join(f"{n}: {chosen[n].why_none}" for n in missing)
-        return CheckResult(False, _statement(check), f"no usable runs ({reasons})")
-    return EVALUATORS[type(check)](check, chosen)
-
-
-def _values(check: _MetricCheck, result: ModelResult) -> list[float]:
-    """Per seed for `all`, a single median for `median`."""
-    values = metric_per_seed(result, check.metric, check.gap, check.at_step)
-    return values if check.seeds == "all" else [median(values)]
-
-
-def _order(check: OrderCheck, results: dict[str, ModelResult]) -> CheckResult:
-    columns = [_values(check, results[name]) for name in check.models]
-    rows = list(zip(*columns))
-    holds = [all(a < b for a, b in zip(row, row[1:])) for row in rows]
-    evidence = "; ".join(
-        _seed_label(check, results, i) + " < ".join(_fmt(v) for v in row) + ("" if ok else " ✗")
-        for i, (row, ok) in enumerate(zip(rows, holds))
-    )
-    return CheckResult(all(holds), _statement(check), evidence)
-
-
-def _ratio(check: RatioCheck, results: dict[str, ModelResult]) -> CheckResult:
-    ratios = [_ratio_of(a, b) for a, b in zip(_values(check, results[check.model]), _values(check, results[check.over]))]
-    holds = [(check.at_least is None or r >= check.at_least) and (check.at_most is None or r <= check.at_most) for r in ratios]
-    evidence = "; ".join(
-        _seed_label(check, results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
-    )
-    return CheckResult(all(holds), _statement(check), evidence)
-
-
-def _bound(check: BoundCheck, results: dict[str, ModelResult]) -> CheckResult:
-    values = _values(check, results[check.model])
-    holds = [(check.lo is None or v >= check.lo) and (check.hi is None or v <= check.hi) for v in values]
-    evidence = "; ".join(_seed_label(check, results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
-    return CheckResult(all(holds), _statement(check), evidence)
-
-
-def _close(check: CloseCheck, results: dict[str, ModelResult]) -> CheckResult:
-    a, b = (results[name] for name in check.models)
-    devs = _deviations(a, b, check.curve)
-    devs = devs if check.seeds == "all" else [median(devs)]
-    holds = [d <= check.tol for d in devs]
-    evidence = "; ".join(
-        _seed_label(check, results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
-    )
-    return CheckResult(all(holds), _statement(check), evidence)
+    return check.evaluate(results)
 
 
 def _deviations(a: ModelResult, b: ModelResult, curve: str) -> list[float]:
@@ -215,37 +306,12 @@ def _deviations(a: ModelResult, b: ModelResult, curve: str) -> list[float]:
     return [max_rel_dev(x, y) for x, y in zip(curves_a, curves_b)]
 
 
-def _converges(check: ConvergesCheck, results: Results) -> CheckResult:
-    lrs = sorted(results.by_lr[check.models[0]])
-    pairs = [tuple(results.at(name, lr) for name in check.models) for lr in lrs]
-    broken = [f"lr {lr:g}, {r.name}: {r.why_none}" for lr, pair in zip(lrs, pairs) for r in pair if r.lr is None]
-    if broken:
-        return CheckResult(False, _statement(check), "no usable runs (" + "; ".join(broken) + ")")
-    worst = [max(_deviations(a, b, check.curve)) for a, b in pairs]  # the worst seed at each lr
-    order = fitted_order(lrs, worst)
-    shrinking = all(small < large for small, large in zip(worst, worst[1:]))
-    passed = shrinking and order >= check.order_at_least
-    listing = "; ".join(f"lr {lr:g}: {d:.3g}" for lr, d in zip(lrs, worst))
-    evidence = f"max rel dev (worst seed) {listing}; fitted order {order:.3f}" + ("" if shrinking else "; not shrinking with the lr ✗")
-    return CheckResult(passed, _statement(check), evidence + ("" if order >= check.order_at_least else " ✗"))
-
-
 def fitted_order(lrs: list[float], deviations: list[float]) -> float:
     """Least-squares slope of log(deviation) against log(lr)."""
     x = torch.tensor(lrs, dtype=torch.float64).log()
     y = torch.tensor(deviations, dtype=torch.float64).clamp_min(1e-300).log()
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / (x * x).sum()) if len(lrs) > 1 else math.nan
-
-
-def _overtakes(check: OvertakesCheck, results: dict[str, ModelResult]) -> CheckResult:
-    a, b = (results[name] for name in check.models)
-    seeds = [overtaking_step(x, y, a.steps) for x, y in zip(a.gaps, b.gaps)]
-    holds = [s is not None and not math.isinf(s) and (check.by is None or s <= check.by) for s in seeds]
-    evidence = "; ".join(
-        _seed_label(check, results, i) + _overtaking_text(s) + ("" if ok else " ✗") for i, (s, ok) in enumerate(zip(seeds, holds))
-    )
-    return CheckResult(all(holds), _statement(check), evidence)
 
 
 def overtaking_step(a: torch.Tensor, b: torch.Tensor, steps: torch.Tensor) -> float | None:
@@ -262,51 +328,6 @@ def _overtaking_text(step: float | None) -> str:
     if step is None:
         return "ahead from the start (nothing to overtake)"
     return "does not end ahead" if math.isinf(step) else f"overtakes at step {step:,.0f}"
-
-
-EVALUATORS: dict[type, Callable[..., CheckResult]] = {
-    OvertakesCheck: _overtakes,
-    OrderCheck: _order,
-    RatioCheck: _ratio,
-    BoundCheck: _bound,
-    CloseCheck: _close,
-}
-
-
-def _statement(check: Check) -> str:
-    lr = getattr(check, "lr", None)
-    at = f" at lr {lr:g}" if lr else ""
-    if isinstance(check, CloseCheck):
-        return f"{check.curve} curves of {check.models[0]} and {check.models[1]} within {check.tol:g} relative{at}"
-    if isinstance(check, ConvergesCheck):
-        return f"{check.curve} deviation of {check.models[0]} from {check.models[1]} shrinks with the lr, order ≥ {check.order_at_least:g}"
-    if isinstance(check, OvertakesCheck):
-        by = f" by step {check.by:,}" if check.by else ""
-        return f"{check.models[0]} overtakes {check.models[1]}{by} (L − L*)"
-    metric = (
-        check.metric
-        + (f"(gap ≤ {check.gap:g})" if check.gap else "")
-        + (f" at step {check.at_step:,}" if check.at_step is not None else "")
-    )
-    seeds = "" if check.seeds == "all" else " (median over seeds)"
-    if isinstance(check, OrderCheck):
-        return f"{metric}: " + " < ".join(check.models) + seeds + at
-    if isinstance(check, RatioCheck):
-        bounds = " and ".join(
-            b for b in (f"≥ {check.at_least:g}" if check.at_least else "", f"≤ {check.at_most:g}" if check.at_most else "") if b
-        )
-        return f"{metric} of {check.model} / {check.over} {bounds}{seeds}{at}"
-    bounds = " and ".join(
-        b for b in (f"≥ {check.lo:g}" if check.lo is not None else "", f"≤ {check.hi:g}" if check.hi is not None else "") if b
-    )
-    return f"{metric} of {check.model} {bounds}{seeds}{at}"
-
-
-def _seed_label(check: Check, results: dict[str, ModelResult], index: int) -> str:
-    if getattr(check, "seeds", "all") == "median":
-        return "median: "
-    seeds = next(iter(results.values())).seeds
-    return f"seed {seeds[index]}: " if len(seeds) > 1 else ""
 
 
 def _ratio_of(a: float, b: float) -> float:

@@ -33,6 +33,14 @@ def load_spec(path: Path, profile: str | None = None) -> Claim:
     return _with_profile(raw, profile, path, positions)
 
 
+def check_location(path: Path, profile: str | None, index: int) -> str:
+    """`file:line:col` of check `index` where the spec states it (in its profile, if it overrides the checks)."""
+    _, positions = load_yaml(path)
+    inside = ("profiles", profile, "checks", index) if profile else None
+    line, col = _position(positions, inside if inside in positions else ("checks", index))
+    return f"{path}:{line}:{col}"
+
+
 def check_all_profiles(path: Path) -> Claim:
     """Validate the spec and every profile in it; raise once with all problems."""
     raw, positions = load_yaml(path)
@@ -111,13 +119,16 @@ def _data_path(loc: tuple[Any, ...], raw: Any) -> Path_:
 
 
 def _located(path: Path, positions: Positions, where: Path_, shown: Path_, message: str) -> str:
+    line, col = _position(positions, where)
+    return f"{path}:{line}:{col}: {dotted(shown)}: {message}"
+
+
+def _position(positions: Positions, where: Path_) -> tuple[int, int]:
+    """(line, column) of the key path, or of its nearest parent that the file has."""
     for n in range(len(where), -1, -1):
         if where[:n] in positions:
-            line, col = positions[where[:n]]
-            break
-    else:
-        line, col = 1, 1
-    return f"{path}:{line}:{col}: {dotted(shown)}: {message}"
+            return positions[where[:n]]
+    return 1, 1
 
 
 def _unknown_key_message(key: str, schema: type[BaseModel]) -> str:

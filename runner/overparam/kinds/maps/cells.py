@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from overparam.checks import CheckResult
+from overparam.checks import Bounds, CheckResult
 from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, Range, RegionCheck, depth_name
 from overparam.results import Results, median
 
@@ -77,11 +77,11 @@ def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, in
 
 
 def _holds(check: RegionCheck, value: float) -> bool:
-    return (check.above is None or value > check.above) and (check.below is None or value < check.below)
+    return Bounds(check.above, check.below, strict=True).holds(value)
 
 
 def _statement(check: RegionCheck, spec: MapSpec, count: int) -> str:
-    bounds = " and ".join(b for b in (f"> {check.above:g}" if check.above else "", f"< {check.below:g}" if check.below else "") if b)
+    bounds = Bounds(check.above, check.below, strict=True).text()
     where = ", ".join(f"{axis} {_range_text(r)}" for axis, r in check.where.items())
     who = "every seed" if check.seeds == "all" else "the median over seeds"
     return f"speed-up over depth 1 {bounds} in all {count} cells" + (f" with {where}" if where else "") + f" ({who})"

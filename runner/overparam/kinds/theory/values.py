@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from overparam.checks import CheckResult
+from overparam.checks import Bounds, CheckResult
 from overparam.kinds.theory import probes as theory
 from overparam.kinds.theory.probes import ProbeResult
 from overparam.kinds.theory.spec import EndToEndFlowProbe, NotAGradientProbe, PrecondSpectrumProbe, Probe, SingleOutputRuleProbe, ValueCheck
@@ -25,9 +25,7 @@ def run_probe(probe: Probe, seed: int) -> ProbeResult:
 def evaluate_value(check: ValueCheck, results: list[ProbeResult], seeds: list[int]) -> CheckResult:
     """Every seed's value of the metric must lie within [lo, hi]."""
     values = [r.metrics[check.metric] for r in results]
-    holds = [(check.lo is None or v >= check.lo) and (check.hi is None or v <= check.hi) for v in values]
-    bounds = " and ".join(
-        b for b in (f"≥ {check.lo:g}" if check.lo is not None else "", f"≤ {check.hi:g}" if check.hi is not None else "") if b
-    )
+    bounds = Bounds(check.lo, check.hi)
+    holds = [bounds.holds(v) for v in values]
     evidence = "; ".join(f"seed {s}: {v:.3g}" + ("" if ok else " ✗") for s, v, ok in zip(seeds, values, holds))
-    return CheckResult(all(holds), f"{check.metric} {bounds}", evidence)
+    return CheckResult(all(holds), f"{check.metric} {bounds.text()}", evidence)
