@@ -9,10 +9,9 @@ import torch
 
 from overparam.checkpoint import GroupCheckpoint
 from overparam.dataset import Dataset
-from overparam.engine import DeepLinear, EndToEnd, Stacked, WarmupForm, run_loop
-from overparam.engine.init import initial_end_to_end, initial_layers, parse_init
+from overparam.engine import Stacked, run_loop
 from overparam.engine.kernel import kernel_for
-from overparam.engine.optim import parse_optimizer
+from overparam.kinds.regression.models import Model, model_kind
 from overparam.plan import Run
 from overparam.store import StoredRun
 
@@ -70,19 +69,6 @@ def train_group(
     return stored
 
 
-def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> DeepLinear | EndToEnd | WarmupForm:
-    first = group[0].config
-    shape, weight_decay = first["model"], first["weight_decay"]
-    inits = [parse_init(run.config["init"]) for run in group]
-    if shape["kind"] == "end_to_end":
-        w = torch.stack([initial_end_to_end(init, d, run.seed) for init, run in zip(inits, group)])
-        return EndToEnd(w.to(device=device, dtype=dtype), lr, weight_decay, shape["depth"], shape["rule"], kernel_for(device))
-    if shape["kind"] == "warmup_form":  # the weights of the depth-2, width-1 net w = w₁·ω₂
-        pairs = [initial_layers(init, d, 2, 1, run.seed) for init, run in zip(inits, group)]
-        omega = torch.stack([W2[0, 0] for _, W2 in pairs])
-        w = torch.stack([W2[0, 0] * W1[0] for W1, W2 in pairs])
-        return WarmupForm(w.to(device=device, dtype=dtype), omega.to(device=device, dtype=dtype), lr, kernel_for(device))
-    depth, width = shape["depth"], shape["width"] or 1
-    per_run = [initial_layers(init, d, depth, width, run.seed) for init, run in zip(inits, group)]
-    layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]
-    return DeepLinear(layers, lr, weight_decay, parse_optimizer(first["optimizer"]), kernel_for(device))
+def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
+    configs = [run.config for run in group]
+    return model_kind(configs[0]["model"]["kind"]).batched(configs, d, lr, dtype, device)

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from overparam.kinds.regression.spec import EndToEndModel, LinearNet, Spec, WarmupFormModel
+from overparam.kinds.regression.models import ModelSpec
+from overparam.kinds.regression.spec import Spec
 
 # Bump when a change to the engine changes numbers: it invalidates the store. 3: groups padded to 4,
 # MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual; 5: plain GD on
@@ -59,23 +60,14 @@ def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
     return runs
 
 
-def run_config(spec: Spec, model: LinearNet | EndToEndModel | WarmupFormModel, lr: float, seed: int) -> dict[str, Any]:
+def run_config(spec: Spec, model: ModelSpec, lr: float, seed: int) -> dict[str, Any]:
     init = model.init or spec.train.init
-    if isinstance(model, LinearNet):
-        shape = {"kind": model.kind, "depth": model.depth, "width": model.width if model.depth > 1 else None}
-        optimizer = model.optimizer or spec.train.optimizer
-    elif isinstance(model, EndToEndModel):
-        shape = {"kind": model.kind, "depth": model.depth, "rule": model.rule}
-        optimizer = spec.train.optimizer
-    else:
-        shape = {"kind": model.kind}
-        optimizer = spec.train.optimizer
     steps, record_every = spec.train.schedule(lr)
     return {
-        "model": shape,
+        "model": model.shape(),
         "init": init.model_dump(),
         "loss": spec.loss_of(model.name).model_dump(),
-        "optimizer": optimizer.model_dump(),
+        "optimizer": model.optimizer_of(spec.train.optimizer).model_dump(),
         "lr": lr,
         "seed": seed,
         "steps": steps,

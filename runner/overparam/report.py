@@ -15,7 +15,8 @@ from overparam.checks import CheckResult
 from overparam.claim import Claim, paper_text
 from overparam.dataset import Dataset
 from overparam.figures import gap_figure
-from overparam.kinds.regression.spec import EndToEndModel, LinearNet, Spec, Train, WarmupFormModel
+from overparam.kinds.regression.models import ModelSpec
+from overparam.kinds.regression.spec import Spec, Train
 from overparam.results import ROUNDING, ModelResult, Results, median, metric_per_seed
 from overparam.select import LrScore, score_text
 from overparam.store import StoredRun
@@ -266,15 +267,9 @@ def _steps_to(result: ModelResult, level: float) -> str:
     return "not reached" if math.isinf(value) else f"{value:,.0f}"
 
 
-def _model_text(model: LinearNet | EndToEndModel | WarmupFormModel) -> str:
+def _model_text(model: ModelSpec) -> str:
     extras = [f"{key} {_config_text(value)}" for key in ("init", "optimizer", "loss") if (value := getattr(model, key, None)) is not None]
-    if isinstance(model, EndToEndModel):
-        text = f"{model.name}: depth-1 model moved by rule ({model.rule}) of depth {model.depth}"
-    elif isinstance(model, WarmupFormModel):
-        text = f"{model.name}: §3's adaptive-lr + momentum form of GD on w = w₁·ω₂"
-    else:
-        text = f"{model.name}: depth {model.depth}" + (f", width {model.width}" if model.depth > 1 else "")
-    return text + "".join(f", {extra}" for extra in extras)
+    return model.describe() + "".join(f", {extra}" for extra in extras)
 
 
 def _config_text(config: BaseModel) -> str:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.engine.init import NormalInit
-from overparam.kinds.regression.spec import DataSpec, LinearNet, Spec, Train, Tune
+from overparam.kinds.regression.models import LinearNet
+from overparam.kinds.regression.spec import DataSpec, Spec, Train, Tune
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
 from overparam.synthetic import SyntheticData

@@ -9,54 +9,13 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
+from overparam.kinds.regression.models import EndToEndModel, LinearNet, ModelSpec, WarmupFormModel
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
 from overparam.synthetic import SyntheticData
 from overparam.uci import UciGasData
 from overparam.yamlpos import Path_
 
-
-class _Model(BaseModel):
-    """What every model kind has: a name, and per-model overrides of the spec's defaults."""
-
-    model_config = STRICT
-    name: str = Field(..., min_length=1, max_length=60)
-    init: Init | None = Field(None, description="overrides train.init for this model")
-    loss: LpLoss | None = Field(None, description="overrides the spec's loss for this model")
-    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        json_schema_extra=UNIQUE,
-        description="this model's own lr grid (e.g. for another optimizer); default tune.lr",
-    )
-
-
-class LinearNet(_Model):
-    """`kind: linear_net`: x ↦ W_N⋯W_1 x, hidden width `width`, trained on its layers."""
-
-    kind: Literal["linear_net"]
-    depth: int = Field(..., ge=1, le=64)
-    width: int = Field(100, ge=1, le=4096, description="hidden width (unused at depth 1)")
-    optimizer: Optimizer | None = Field(None, description="overrides train.optimizer for this model")
-
-
-class EndToEndModel(_Model):
-    """`kind: end_to_end`: a depth-1 model moved by the end-to-end rule (12) or (10) of depth `depth`."""
-
-    kind: Literal["end_to_end"]
-    depth: int = Field(..., ge=1, le=64)
-    rule: Literal[10, 12] = Field(12, description="12: the single-output form; 10: the general form with matrix powers")
-
-
-class WarmupFormModel(_Model):
-    """`kind: warmup_form`: §3's adaptive-lr + momentum form of GD on w = w₁·ω₂, started from
-    the same weights as a depth-2, width-1 linear_net with the same init and seed."""
-
-    kind: Literal["warmup_form"]
-
-
-ModelSpec = Annotated[LinearNet | EndToEndModel | WarmupFormModel, Field(discriminator="kind")]
 DataSpec = Annotated[UciGasData | SyntheticData, Field(discriminator="kind")]
 
 
