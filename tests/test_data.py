@@ -62,7 +62,7 @@ def test_environment_variable_is_used_when_no_path_is_given(uci_dir: Path, monke
 
 
 def test_explicit_path_without_batch_files_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(OverparamError, match="no batch.*dat files there"):
+    with pytest.raises(OverparamError, match="no UCI batch.*dat files there"):
         locate(tmp_path)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from overparam.errors import OverparamError
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,36 @@ def user_cache(name: str) -> Path:
     """Where downloaded data `name` lives: $XDG_CACHE_HOME/overparam/name (default ~/.cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "overparam" / name
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset's files are looked for, in the documented order: an explicit folder (the
+    spec's `data.path`, or --data-dir), the environment variable `variable`, the user cache, and
+    a download into the cache. Each way it can fail is one line that says how to supply the data."""
+
+    dataset: str  # "UCI gas data"
+    files: str  # what a folder must hold, e.g. "batch*.dat files"
+    variable: str  # OVERPARAM_DATA
+    cache: Path
+    supply: str  # the ways to supply it, for the messages
+
+    def folder(self, explicit: Path | None, holds: Callable[[Path], bool], fetch: Callable[[Path], object]) -> Path:
+        """The folder to read; `holds(folder)` says whether it has the files, `fetch(cache)` fills
+        the cache (raising OSError when it cannot)."""
+        env = os.environ.get(self.variable)
+        for origin, folder in (("data path", explicit), (self.variable, Path(env) if env else None)):
+            if folder is None:
+                continue
+            if not folder.is_dir():
+                raise OverparamError(f"{origin} {folder}: no such folder; point it at the folder of the {self.files}")
+            if not holds(folder):
+                raise OverparamError(f"{origin} {folder}: no {self.files} there; point it at the folder of the {self.files}")
+            return folder
+        if holds(self.cache):
+            return self.cache
+        try:
+            fetch(self.cache)
+        except OSError as err:
+            raise OverparamError(f"{self.dataset} not found and the download failed ({err}); supply it with {self.supply}") from err
+        return self.cache

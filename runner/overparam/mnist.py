@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from overparam.dataset import user_cache
+from overparam.dataset import Source, user_cache
 from overparam.errors import OverparamError
 from overparam.strict import STRICT
 
@@ -61,27 +61,21 @@ def split_files(folder: Path, split: str) -> tuple[Path, Path] | None:
 
 
 def locate(explicit: Path | None, split: str) -> tuple[Path, Path]:
-    env = os.environ.get("OVERPARAM_MNIST")
-    for origin, folder in (("data path", explicit), ("OVERPARAM_MNIST", Path(env) if env else None)):
-        if folder is None:
-            continue
-        files = split_files(folder, split)
-        if files is None:
-            raise OverparamError(f"{origin} {folder}: no MNIST {split} split ({PREFIX[split]}-*-ubyte[.gz]) there")
-        return files
-    cached = cache_dir()
-    if (files := split_files(cached, split)) is not None:
-        return files
-    try:
+    source = Source(
+        f"MNIST {split} split",
+        f"MNIST {split} split ({PREFIX[split]}-*-ubyte[.gz])",
+        "OVERPARAM_MNIST",
+        cache_dir(),
+        "data.path in the spec or OVERPARAM_MNIST=DIR",
+    )
+
+    def fetch(cache: Path) -> None:
         for name in FILES:
             if name.startswith(PREFIX[split]):
-                download(name, cached)
-    except OSError as err:
-        raise OverparamError(
-            f"MNIST {split} split not found and the download failed ({err}); supply it with data.path in the spec or OVERPARAM_MNIST=DIR"
-        ) from err
-    files = split_files(cached, split)
-    assert files is not None
+                download(name, cache)
+
+    files = split_files(source.folder(explicit, lambda folder: split_files(folder, split) is not None, fetch), split)
+    assert files is not None  # the folder holds them: Source.folder checked
     return files
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from overparam.dataset import Dataset, standardized, user_cache
+from overparam.dataset import Dataset, Source, standardized, user_cache
 from overparam.errors import OverparamError
 from overparam.strict import STRICT
 
@@ -68,34 +68,16 @@ def _batch_number(path: Path) -> int:
     return int(BATCH_FILE.match(path.name).group(1))  # type: ignore[union-attr]  # batch_files keeps only names that match
 
 
-def locate(explicit: Path | None, *, download: bool = True) -> Path:
+def locate(explicit: Path | None) -> Path:
     """The folder to read, following the documented order; downloads into the cache if needed."""
-    for origin, folder in (("data path", explicit), ("OVERPARAM_DATA", _env_dir())):
-        if folder is None:
-            continue
-        if not folder.is_dir():
-            raise OverparamError(f"{origin} {folder}: no such folder; point it at the folder of the UCI batch*.dat files")
-        if not batch_files(folder):
-            raise OverparamError(f"{origin} {folder}: no batch*.dat files there; point it at the UCI batch files")
-        return folder
-    cached = cache_dir()
-    if batch_files(cached):
-        return cached
-    if download:
-        try:
-            fetch_official_zip(cached)
-        except OSError as err:
-            raise OverparamError(
-                f"UCI gas data not found and the download failed ({err}); supply it with "
-                "data.path in the spec, --data-dir DIR, or OVERPARAM_DATA=DIR"
-            ) from err
-        return cached
-    raise OverparamError("UCI gas data not found; supply it with data.path, --data-dir DIR, or OVERPARAM_DATA=DIR")
-
-
-def _env_dir() -> Path | None:
-    value = os.environ.get("OVERPARAM_DATA")
-    return Path(value) if value else None
+    source = Source(
+        "UCI gas data",
+        "UCI batch*.dat files",
+        "OVERPARAM_DATA",
+        cache_dir(),
+        "data.path in the spec, --data-dir DIR, or OVERPARAM_DATA=DIR",
+    )
+    return source.folder(explicit, lambda folder: bool(batch_files(folder)), lambda cache: fetch_official_zip(cache))
 
 
 def fetch_official_zip(dest: Path, url: str | None = None) -> None:
