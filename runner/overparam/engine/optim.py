@@ -9,7 +9,7 @@ same on every CPU); else in torch ops.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, Field, TypeAdapter
@@ -21,27 +21,55 @@ State = dict[str, Any]
 Kernel = FusedKernel | None
 
 
-class GradientDescent(BaseModel):
-    """`kind: gd`: W ← W − η(∇ + λW)."""
+class _Optimizer(BaseModel):
+    """One update, in two pieces as torch.optim composes it: L2 weight decay added to the
+    gradient (grad + λ·param), then the optimizer's own rule (`step`). With a kernel, both run in
+    optim.c as one update (`KERNEL` names it there), fed the same moments and scalars."""
 
     model_config = STRICT
-    kind: Literal["gd"]
+    KERNEL: ClassVar[str] = ""  # the update's name in optim.c; "" = torch ops only
 
     def init(self, param: torch.Tensor) -> State:
         return {}
 
+    def moments(self, state: State) -> list[torch.Tensor]:
+        return []
+
+    def scalars(self, state: State) -> list[float]:
+        """The rule's constants for this step (Adam's bias corrections: it counts the step here)."""
+        return []
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, scalars: list[float]) -> None:
+        raise NotImplementedError
+
     def update(
         self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
     ) -> None:
+        scalars = self.scalars(state)
+        if (
+            kernel is not None
+            and self.KERNEL
+            and kernel.update(self.KERNEL, param, grad, self.moments(state), lr, [weight_decay, *scalars])
+        ):
+            return
         if weight_decay:
             grad = grad.add(param, alpha=weight_decay)
+        self.step(param, grad, state, lr, scalars)
+
+
+class GradientDescent(_Optimizer):
+    """`kind: gd`: W ← W − η(∇ + λW). (Deep nets' GD steps run in fused_step.c, not here.)"""
+
+    kind: Literal["gd"]
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, scalars: list[float]) -> None:
         param.sub_(lr * grad)
 
 
-class AdaGrad(BaseModel):
+class AdaGrad(_Optimizer):
     """`kind: adagrad`, as torch.optim.Adagrad (lr_decay 0)."""
 
-    model_config = STRICT
+    KERNEL: ClassVar[str] = "adagrad"
     kind: Literal["adagrad"]
     eps: float = Field(1e-10, gt=0.0)
     initial_accumulator: float = Field(0.0, ge=0.0)
@@ -49,22 +77,22 @@ class AdaGrad(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {"sum": torch.full_like(param, self.initial_accumulator)}
 
-    def update(
-        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
-    ) -> None:
-        if kernel is not None and kernel.update("adagrad", param, grad, [state["sum"]], lr, [weight_decay, self.eps]):
-            return
-        if weight_decay:
-            grad = grad.add(param, alpha=weight_decay)
+    def moments(self, state: State) -> list[torch.Tensor]:
+        return [state["sum"]]
+
+    def scalars(self, state: State) -> list[float]:
+        return [self.eps]
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, scalars: list[float]) -> None:
         state["sum"].addcmul_(grad, grad, value=1.0)
         std = state["sum"].sqrt().add_(self.eps)
         param.sub_(lr * (grad / std))
 
 
-class AdaDelta(BaseModel):
+class AdaDelta(_Optimizer):
     """`kind: adadelta`, as torch.optim.Adadelta."""
 
-    model_config = STRICT
+    KERNEL: ClassVar[str] = "adadelta"
     kind: Literal["adadelta"]
     rho: float = Field(0.9, gt=0.0, lt=1.0)
     eps: float = Field(1e-6, gt=0.0)
@@ -72,14 +100,13 @@ class AdaDelta(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {"square_avg": torch.zeros_like(param), "acc_delta": torch.zeros_like(param)}
 
-    def update(
-        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
-    ) -> None:
-        moments = [state["square_avg"], state["acc_delta"]]
-        if kernel is not None and kernel.update("adadelta", param, grad, moments, lr, [weight_decay, self.rho, self.eps]):
-            return
-        if weight_decay:
-            grad = grad.add(param, alpha=weight_decay)
+    def moments(self, state: State) -> list[torch.Tensor]:
+        return [state["square_avg"], state["acc_delta"]]
+
+    def scalars(self, state: State) -> list[float]:
+        return [self.rho, self.eps]
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, scalars: list[float]) -> None:
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg.mul_(self.rho).addcmul_(grad, grad, value=1.0 - self.rho)
         std = square_avg.add(self.eps).sqrt_()
@@ -88,10 +115,10 @@ class AdaDelta(BaseModel):
         param.sub_(lr * delta)
 
 
-class Adam(BaseModel):
+class Adam(_Optimizer):
     """`kind: adam`, as torch.optim.Adam (L2 weight decay, not AdamW)."""
 
-    model_config = STRICT
+    KERNEL: ClassVar[str] = "adam"
     kind: Literal["adam"]
     beta1: float = Field(0.9, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
@@ -100,18 +127,18 @@ class Adam(BaseModel):
     def init(self, param: torch.Tensor) -> State:
         return {"step": 0, "m": torch.zeros_like(param), "v": torch.zeros_like(param)}
 
-    def update(
-        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
-    ) -> None:
+    def moments(self, state: State) -> list[torch.Tensor]:
+        return [state["m"], state["v"]]
+
+    def scalars(self, state: State) -> list[float]:
         state["step"] += 1
         step = state["step"]
         bias_correction1 = 1.0 - self.beta1**step
         bias_correction2_sqrt = (1.0 - self.beta2**step) ** 0.5
-        scalars = [weight_decay, self.beta1, self.beta2, self.eps, bias_correction1, bias_correction2_sqrt]
-        if kernel is not None and kernel.update("adam", param, grad, [state["m"], state["v"]], lr, scalars):
-            return
-        if weight_decay:
-            grad = grad.add(param, alpha=weight_decay)
+        return [self.beta1, self.beta2, self.eps, bias_correction1, bias_correction2_sqrt]
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, scalars: list[float]) -> None:
+        bias_correction1, bias_correction2_sqrt = scalars[3], scalars[4]
         state["m"].lerp_(grad, 1.0 - self.beta1)
         state["v"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
         step_size = lr / bias_correction1
