@@ -74,15 +74,45 @@ def regression_body(inputs: ReportInputs) -> list[str]:
     return [_results_section(inputs), _sweep_section(inputs), _setup_section(inputs)]
 
 
+def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None) -> list[str]:
+    """The top of every report: title, status, the claim and the verdict."""
+    passed = sum(c.passed for c in checks)
+    status = "PASS" if passed == len(checks) else "FAIL"
+    return [
+        f"# {spec.title}\n",
+        f"**{status}**: {passed} of {len(checks)} checks hold · spec `{spec_path.name}` · profile `{profile or 'default'}`\n",
+        f"**Claim.** {spec.claim}\n",
+        verdict_line(spec, passed == len(checks)),
+    ]
+
+
+def key_value_table(title: str, rows: list[tuple[str, str]]) -> str:
+    """A `## title` section holding a two-column table of (what, value) rows."""
+    return f"## {title}\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
+
+
+def run_provenance(
+    spec_path: Path, device: str, stored: list[StoredRun], trained: int, wall_s: float, dtype: str | None = None
+) -> list[tuple[str, str]]:
+    """Provenance rows of a report whose numbers come from stored runs."""
+    devices = sorted({r.device for r in stored})
+    rows = [
+        ("commit", provenance.git_commit(spec_path.resolve().parent)),
+        ("versions", provenance.versions()),
+        ("device", f"{provenance.device_name(device)}; runs trained on: {', '.join(devices)}"),
+        *([("dtype", dtype)] if dtype else []),
+        ("runs", f"{len(stored)} ({trained} trained now, {len(stored) - trained} from the run store)"),
+        ("training time", f"{sum(r.wall_s for r in stored):.1f} s summed over the runs when they were trained"),
+        ("wall time", f"{wall_s:.1f} s for this invocation"),
+        ("date", provenance.now_utc()),
+    ]
+    return rows
+
+
 def render(inputs: ReportInputs, figure: str, body: list[str]) -> str:
     spec = inputs.spec
-    passed = sum(c.passed for c in inputs.checks)
-    status = "PASS" if passed == len(inputs.checks) else "FAIL"
     parts = [
-        f"# {spec.title}\n",
-        f"**{status}**: {passed} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
-        f"**Claim.** {spec.claim}\n",
-        verdict_line(spec, passed == len(inputs.checks)),
+        *header(spec, inputs.checks, inputs.spec_path, inputs.profile),
         _paper_section(inputs),
         f"![{spec.id}]({figure})\n",
         "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
@@ -196,7 +226,7 @@ def _setup_section(inputs: ReportInputs) -> str:
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", train.dtype),
     ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
+    return key_value_table("Setup", rows)
 
 
 def _assumptions_section(spec: Spec, data: Dataset) -> str:
@@ -209,22 +239,11 @@ def _assumptions_section(spec: Spec, data: Dataset) -> str:
 
 
 def _provenance_section(inputs: ReportInputs) -> str:
-    cwd = inputs.spec_path.resolve().parent
-    devices = sorted({r.device for r in inputs.stored})
-    train_s = sum(r.wall_s for r in inputs.stored)
-    rows = [
-        ("commit", provenance.git_commit(cwd)),
-        ("versions", provenance.versions()),
-        ("device", f"{provenance.device_name(inputs.device)}; runs trained on: {', '.join(devices)}"),
-        ("dtype", getattr(inputs.spec.train, "dtype", "float32")),
-        ("runs", f"{len(inputs.stored)} ({inputs.trained} trained now, {len(inputs.stored) - inputs.trained} from the run store)"),
-        ("training time", f"{train_s:.1f} s summed over the runs when they were trained"),
-        ("wall time", f"{inputs.wall_s:.1f} s for this invocation"),
-        ("date", provenance.now_utc()),
-    ]
+    dtype = getattr(inputs.spec.train, "dtype", "float32")
+    rows = run_provenance(inputs.spec_path, inputs.device, inputs.stored, inputs.trained, inputs.wall_s, dtype)
     rows += [(f"data {k}", v) for k, v in inputs.data.details.items() if k != "class label"]
     rows.append(("data fingerprint", inputs.data.fingerprint))
-    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
+    return key_value_table("Provenance", rows)
 
 
 def _grids_text(spec: Spec) -> str:

@@ -44,10 +44,11 @@ def _padded(sigma: torch.Tensor, n: int) -> torch.Tensor:
 
 def _outer_powers(left: torch.Tensor, right: torch.Tensor, a: float, b: float) -> torch.Tensor:
     """(…, k, d) with entries σ_r^{2a} σ_{r'}^{2b} (0^0 = 1): the eigenvalues of P_{W_e} (Claim 1)."""
-    return _pow(left, 2 * a).unsqueeze(-1) * _pow(right, 2 * b).unsqueeze(-2)
+    return pow_or_one(left, 2 * a).unsqueeze(-1) * pow_or_one(right, 2 * b).unsqueeze(-2)
 
 
-def _pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
+def pow_or_one(x: torch.Tensor, exponent: float) -> torch.Tensor:
+    """x^exponent, with x^0 = 1 also where x = 0."""
     return x.pow(exponent) if exponent > 0 else torch.ones_like(x)
 
 

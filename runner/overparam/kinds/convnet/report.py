@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from overparam.engine.convnet import TutorialConvnet, parameter_count
-from overparam.report import Panels, ReportInputs, table_row
+from overparam.report import Panels, ReportInputs, key_value_table
 from overparam.results import median
 
 
@@ -57,4 +57,4 @@ def _setup_section(inputs: ReportInputs) -> str:
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", "float32"),
     ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
+    return key_value_table("Setup", rows)

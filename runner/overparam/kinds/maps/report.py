@@ -9,7 +9,6 @@ from typing import Any
 
 import matplotlib.colors as mcolors
 
-from overparam import provenance
 from overparam.checks import CheckResult
 from overparam.claim import paper_text
 from overparam.dataset import Dataset
@@ -17,7 +16,7 @@ from overparam.figures import COLOURS, plt, save_atomic
 from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
 from overparam.kinds.regression.spec import Spec
-from overparam.report import checks_section, report_name, table_row, verdict_line, write_atomic
+from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
 from overparam.results import median
 from overparam.store import StoredRun
 
@@ -42,13 +41,8 @@ def write_map_report(inputs: MapInputs, reports: Path) -> Path:
     name = report_name(spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
     _map_figure(inputs, figure)
-    passed = all(c.passed for c in inputs.checks)
-    held = sum(c.passed for c in inputs.checks)
     parts = [
-        f"# {spec.title}\n",
-        f"**{'PASS' if passed else 'FAIL'}**: {held} of {len(inputs.checks)} checks hold · spec `{inputs.spec_path.name}` · profile `{inputs.profile or 'default'}`\n",
-        f"**Claim.** {spec.claim}\n",
-        verdict_line(spec, passed),
+        *header(spec, inputs.checks, inputs.spec_path, inputs.profile),
         "## The paper\n",
         paper_text(spec.paper) + "\n",
         f"![{spec.id}](figures/{figure.name})\n",
@@ -126,23 +120,13 @@ def _setup(inputs: MapInputs) -> str:
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", train.dtype),
     ]
-    return "## Setup\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
+    return key_value_table("Setup", rows)
 
 
 def _provenance(inputs: MapInputs) -> str:
-    devices = sorted({r.device for r in inputs.stored})
     fingerprints = ", ".join(sorted({d.fingerprint for d in inputs.data.values()}))
-    rows = [
-        ("commit", provenance.git_commit(inputs.spec_path.resolve().parent)),
-        ("versions", provenance.versions()),
-        ("device", f"{provenance.device_name(inputs.device)}; runs trained on: {', '.join(devices)}"),
-        ("runs", f"{len(inputs.stored)} ({inputs.trained} trained now, {len(inputs.stored) - inputs.trained} from the run store)"),
-        ("training time", f"{sum(r.wall_s for r in inputs.stored):.1f} s summed over the runs when they were trained"),
-        ("wall time", f"{inputs.wall_s:.1f} s for this invocation"),
-        ("date", provenance.now_utc()),
-        ("data fingerprints", fingerprints),
-    ]
-    return "## Provenance\n\n| | |\n|---|---|\n" + "\n".join(table_row(k, v) for k, v in rows) + "\n"
+    rows = run_provenance(inputs.spec_path, inputs.device, inputs.stored, inputs.trained, inputs.wall_s)
+    return key_value_table("Provenance", [*rows, ("data fingerprints", fingerprints)])
 
 
 def _map_figure(inputs: MapInputs, path: Path) -> None:

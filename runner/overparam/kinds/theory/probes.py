@@ -14,7 +14,8 @@ from typing import cast
 
 import torch
 
-from overparam.engine.end_to_end import numerical_rank_cut, rule10_direction, rule12_direction
+from overparam.checks import fitted_order
+from overparam.engine.end_to_end import numerical_rank_cut, pow_or_one, rule10_direction, rule12_direction
 
 F64 = torch.float64
 
@@ -83,7 +84,10 @@ def precond_spectrum(shapes: list[tuple[int, int, int]], depths: list[int], seed
             for r in range(k):
                 for q in range(d):
                     v = vec(torch.outer(U[:, r], Vh[q]))
-                    lam = sum(_pow(s_left[r], 2 * (depth - j) / depth) * _pow(s_right[q], 2 * (j - 1) / depth) for j in range(1, depth + 1))
+                    lam = sum(
+                        pow_or_one(s_left[r], 2 * (depth - j) / depth) * pow_or_one(s_right[q], 2 * (j - 1) / depth)
+                        for j in range(1, depth + 1)
+                    )
                     deviation = max(deviation, float((P @ v - lam * v).norm()) / scale)
                     predicted.append(float(lam))
                     computed.append(float(v @ P @ v))
@@ -99,10 +103,6 @@ def precond_spectrum(shapes: list[tuple[int, int, int]], depths: list[int], seed
                 worst[key] = max(worst[key], value)
             table.append({"k × d (rank)": f"{k} × {d} ({rank})", "N": str(depth), **{key: f"{value:.1e}" for key, value in row.items()}})
     return ProbeResult(worst, table, {"eigenvalues": (predicted, computed)})
-
-
-def _pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
-    return x.pow(exponent) if exponent > 0 else torch.ones_like(x)
 
 
 def single_output_rule(dims: list[int], depths: list[int], seed: int, cases: int = 20, depth_offset: int = 0) -> ProbeResult:
@@ -193,7 +193,7 @@ def end_to_end_flow(
             balanced, unbalanced = unbalanced, balanced
         devs = [flow_deviation(balanced, X, Y, lr, horizon, weight_decay) for lr in lrs]
         off = [flow_deviation(unbalanced, X, Y, lr, horizon, weight_decay) for lr in lrs]
-        order = _slope(lrs, devs)
+        order = fitted_order(lrs, devs)
         metrics["balanced_min_order"] = min(metrics["balanced_min_order"], order)
         metrics["balanced_max_deviation"] = max(metrics["balanced_max_deviation"], max(devs))
         metrics["unbalanced_min_deviation"] = min(metrics["unbalanced_min_deviation"], min(off))
@@ -209,13 +209,6 @@ def end_to_end_flow(
             }
         )
     return ProbeResult(metrics, table, series)
-
-
-def _slope(xs: list[float], ys: list[float]) -> float:
-    x = torch.tensor(xs, dtype=F64).log()
-    y = torch.tensor(ys, dtype=F64).log()
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 
 def circulation(

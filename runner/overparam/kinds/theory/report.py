@@ -10,7 +10,7 @@ from overparam.claim import paper_text
 from overparam.figures import plt, save_atomic
 from overparam.kinds.theory.probes import ProbeResult
 from overparam.kinds.theory.spec import TheorySpec
-from overparam.report import checks_section, report_name, verdict_line, write_atomic
+from overparam.report import checks_section, header, key_value_table, report_name, write_atomic
 
 
 def write_theory_report(
@@ -27,12 +27,8 @@ def write_theory_report(
     has_figure = bool(results[0].series)
     if has_figure:
         _figure(spec, results[0], figure)
-    passed = sum(c.passed for c in checks)
     parts = [
-        f"# {spec.title}\n",
-        f"**{'PASS' if passed == len(checks) else 'FAIL'}**: {passed} of {len(checks)} checks hold · spec `{spec_path.name}` · profile `{profile or 'default'}`\n",
-        f"**Claim.** {spec.claim}\n",
-        verdict_line(spec, passed == len(checks)),
+        *header(spec, checks, spec_path, profile),
         "## The paper\n",
         paper_text(spec.paper) + "\n",
         f"![{spec.id}](figures/{figure.name})\n" if has_figure else "",
@@ -41,19 +37,17 @@ def write_theory_report(
         "## Probe\n",
         f"`{spec.probe.model_dump_json()}`, seeds {', '.join(map(str, spec.seeds))}.\n",
         "## Assumptions\n\n" + "\n".join(f"- {a}" for a in spec.assumptions) + "\n" if spec.assumptions else "",
-        "## Provenance\n\n| | |\n|---|---|\n"
-        + "\n".join(
-            f"| {k} | {v} |"
-            for k, v in (
+        key_value_table(
+            "Provenance",
+            [
                 ("commit", provenance.git_commit(spec_path.resolve().parent)),
                 ("versions", provenance.versions()),
                 ("device", provenance.device_name("cpu")),
                 ("dtype", "float64"),
                 ("wall time", f"{wall_s:.1f} s for every seed"),
                 ("date", provenance.now_utc()),
-            )
-        )
-        + "\n",
+            ],
+        ),
     ]
     path = reports / f"{name}.md"
     write_atomic(path, "\n".join(p for p in parts if p))
