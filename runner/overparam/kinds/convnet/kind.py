@@ -15,7 +15,7 @@ from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, tra
 from overparam.kinds.convnet.spec import ConvnetSpec
 from overparam.mnist import load_mnist
 from overparam.plan import Run
-from overparam.report import ReportInputs, write_report
+from overparam.runs_report import ReportInputs, write_report
 from overparam.session import Options, Outcome, Progress, Session, stored_runs
 from overparam.store import RunStore
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from overparam.engine.convnet import TutorialConvnet, parameter_count
-from overparam.report import Panels, ReportInputs, key_value_table
+from overparam.report import key_value_table
 from overparam.results import median
+from overparam.runs_report import Panels, ReportInputs
 
 
 def convnet_panels(inputs: ReportInputs) -> Panels:

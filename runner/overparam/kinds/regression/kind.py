@@ -10,10 +10,11 @@ from overparam.data import load_dataset
 from overparam.dataset import Dataset
 from overparam.executors import jobs_for, train_jobs
 from overparam.kind import Kind
+from overparam.kinds.regression.report import regression_body, regression_panels
 from overparam.kinds.regression.spec import Spec
 from overparam.losses import lp_optimum
 from overparam.plan import Run, plan_runs
-from overparam.report import ReportInputs, regression_body, regression_panels, write_report
+from overparam.runs_report import ReportInputs, write_report
 from overparam.select import select_models
 from overparam.session import Options, Outcome, Progress, Session, stored_runs
 from overparam.store import RunStore

@@ -1,0 +1,133 @@
+"""The regression kind's report sections: results per model, the lr sweep, the setup; and the
+figure's panels (one per ℓp exponent)."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from overparam.kinds.regression.models import ModelSpec
+from overparam.kinds.regression.spec import Spec, Train
+from overparam.report import key_value_table
+from overparam.results import ROUNDING, ModelResult, median, metric_per_seed
+from overparam.runs_report import Panels, ReportInputs
+from overparam.select import score_text
+
+
+def regression_panels(inputs: ReportInputs) -> Panels:
+    """One panel per ℓp exponent, L − L* of each model at its picked lr."""
+    spec = inputs.spec
+    return [
+        (f"ℓ{p:g} loss − L* (distance from optimum)", [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p])
+        for p in spec.exponents
+    ]
+
+
+def regression_body(inputs: ReportInputs) -> list[str]:
+    return [_results_section(inputs), _sweep_section(inputs), _setup_section(inputs)]
+
+
+def _results_section(inputs: ReportInputs) -> str:
+    results = list(inputs.results.picked.values())
+    level = _common_gap_level(results)
+    seeds = inputs.spec.seeds
+    head = "| model | picked lr | " + " | ".join(f"L − L*, seed {s}" for s in seeds) + f" | steps to L − L* ≤ {level:.3g} (median) |"
+    lines = ["## Results per model\n", head, "|" + "---|" * (3 + len(seeds))]
+    for r in results:
+        if r.lr is None:
+            lines.append(f"| {r.name} | none: {r.why_none} |" + " — |" * (len(seeds) + 1))
+            continue
+        finals = " | ".join(f"{g:.4g}" for g in r.gaps[:, -1].tolist())
+        lines.append(f"| {r.name} | {r.lr:g} | {finals} | {_steps_to(r, level)} |")
+    lines.append(
+        f"\nThe step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
+    )
+    if any(r.at_optimum for r in results):
+        lines.append(
+            f"A gap shown as 0 is within rounding of L* (|L − L*| ≤ {ROUNDING[inputs.spec.train.dtype]:.2g}·L*), not a measured value.\n"
+        )
+    return "\n".join(lines)
+
+
+def _sweep_section(inputs: ReportInputs) -> str:
+    spec = inputs.spec
+    rule = {
+        "lowest_final_gap": "median over seeds of the final L − L*",
+        "smallest": "median over seeds of the final L − L*; every lr is compared and the smallest is shown",
+        "lowest_mean_log_gap": "median over seeds of the mean of log10(L − L*) over the run",
+    }[spec.tune.pick]
+    lines = [
+        "## Learning-rate sweep\n",
+        f"Score per lr ({rule}; lower is better; an lr where any seed diverged is never picked). **Bold**: picked.\n",
+    ]
+    lines.append("| lr | " + " | ".join(m.name for m in spec.models) + " |")
+    lines.append("|---|" + "---|" * len(spec.models))
+    for lr in spec.all_lrs:
+        cells = []
+        for model in spec.models:
+            score = next((s for s in inputs.sweeps[model.name] if s.lr == lr), None)
+            text = "—" if score is None else score_text(score, spec.tune.pick)
+            cells.append(f"**{text}**" if inputs.results.picked[model.name].lr == lr else text)
+        lines.append(f"| {lr:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _setup_section(inputs: ReportInputs) -> str:
+    spec, data = inputs.spec, inputs.data
+    train = spec.train
+    models = "; ".join(_model_text(m) for m in spec.models)
+    rows = [
+        ("data", f"{data.name}: {data.shape[0]} rows × {data.shape[1]} features"),
+        ("loss", "; ".join(_loss_text(p, inputs.optima[p]) for p in spec.exponents)),
+        ("models", models),
+        ("optimizer", f"full-batch {_config_text(train.optimizer)}, weight decay {train.weight_decay:g}"),
+        ("steps", _schedule_text(train)),
+        ("init", _config_text(train.init)),
+        ("learning rates", _grids_text(spec)),
+        ("seeds", ", ".join(map(str, spec.seeds))),
+        ("dtype", train.dtype),
+    ]
+    return key_value_table("Setup", rows)
+
+
+def _grids_text(spec: Spec) -> str:
+    own = [f"{m.name}: " + ", ".join(f"{v:g}" for v in spec.lr_grid(m.name)) for m in spec.models if m.lr]
+    shared = ", ".join(f"{v:g}" for v in spec.tune.lr)
+    text = f"{shared}" + (f" (own grids: {'; '.join(own)})" if own else "")
+    return text + f"; pick: {spec.tune.pick}"
+
+
+def _loss_text(p: float, optimum: float) -> str:
+    method = "least squares" if p == 2 else "Newton"
+    return f"ℓ{p:g}: mean over examples of |xᵀw − y|^{p:g} (no 1/p factor), L* = {optimum:.12g} (exact, {method})"
+
+
+def _schedule_text(train: Train) -> str:
+    if train.steps is not None:
+        return f"{train.steps:,} (loss recorded every {train.record_every or 100:,})"
+    return f"horizon η·steps = {train.horizon:g} at every lr (steps = horizon / lr), {train.records} recorded points per run"
+
+
+def _common_gap_level(results: list[ModelResult]) -> float:
+    finals = [median(r.gaps[:, -1].tolist()) for r in results if r.lr is not None]
+    return max(finals) if finals else math.nan
+
+
+def _steps_to(result: ModelResult, level: float) -> str:
+    per_seed = metric_per_seed(result, "steps_to_gap", gap=level)
+    value = median(per_seed)
+    return "not reached" if math.isinf(value) else f"{value:,.0f}"
+
+
+def _model_text(model: ModelSpec) -> str:
+    extras = [f"{key} {_config_text(value)}" for key in ("init", "optimizer", "loss") if (value := getattr(model, key, None)) is not None]
+    return model.describe() + "".join(f", {extra}" for extra in extras)
+
+
+def _config_text(config: BaseModel) -> str:
+    """`kind (field value, …)` for an init, optimizer or loss config."""
+    values = config.model_dump()
+    kind = values.pop("kind")
+    fields = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+    return f"{kind} ({fields})" if fields else str(kind)

@@ -1,0 +1,110 @@
+"""The report of a claim whose numbers are runs' loss curves (the regression and convnet kinds):
+the header, the paper's numbers beside ours, the figure, the checks, the kind's own sections
+(`body`), assumptions and provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from overparam.checks import CheckResult
+from overparam.claim import paper_text
+from overparam.dataset import Dataset
+from overparam.figures import gap_figure
+from overparam.kinds.regression.spec import Spec
+from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
+from overparam.results import ModelResult, Results, median
+from overparam.select import LrScore
+from overparam.store import StoredRun
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    spec: Any  # a regression spec, or another kind's with models and `train` (the convnet)
+    spec_path: Path
+    profile: str | None
+    data: Dataset
+    optima: dict[float, float]
+    results: Results
+    sweeps: dict[str, list[LrScore]]
+    checks: list[CheckResult]
+    stored: list[StoredRun]
+    trained: int
+    wall_s: float
+    device: str
+
+
+Panels = list[tuple[str, list[ModelResult]]]
+
+
+def write_report(inputs: ReportInputs, reports: Path, panels: Panels, body: list[str]) -> Path:
+    """The report of a claim whose runs are loss curves: the figure draws `panels` (title, the
+    picked result of each model in it), and `body` (the kind's own sections) follows the checks."""
+    name = report_name(inputs.spec.id, inputs.profile)
+    figure = reports / "figures" / f"{name}.png"
+    gap_figure(panels, f"{inputs.spec.title} [{inputs.profile or 'default'} profile]", figure)
+    path = reports / f"{name}.md"
+    write_atomic(path, render(inputs, f"figures/{figure.name}", body))
+    return path
+
+
+def render(inputs: ReportInputs, figure: str, body: list[str]) -> str:
+    spec = inputs.spec
+    parts = [
+        *header(spec, inputs.checks, inputs.spec_path, inputs.profile),
+        _paper_section(inputs),
+        f"![{spec.id}]({figure})\n",
+        "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
+        checks_section(inputs.checks),
+        *body,
+        _assumptions_section(spec, inputs.data),
+        _provenance_section(inputs),
+    ]
+    return "\n".join(parts)
+
+
+def _paper_section(inputs: ReportInputs) -> str:
+    ref = inputs.spec.paper
+    lines = ["## The paper\n", paper_text(ref) + "\n"]
+    if ref and ref.final_gap:
+        at = f"{ref.at_step:,}" if ref.at_step else "the end"
+        ours_at = _steps_text(inputs)
+        lines.append(f"| model | paper: L − L* at step {at} | ours: L − L* at step {ours_at} (median over seeds) |")
+        lines.append("|---|---|---|")
+        for name, value in ref.final_gap.items():
+            lines.append(f"| {name} | ≈{value:.2g} | {_median_final_gap(inputs.results.picked[name])} |")
+        lines.append("")
+        if ref.at_step and ref.at_step != inputs.spec.train.steps:  # a horizon schedule never equals it
+            lines.append(
+                f"Our run stops at step {ours_at}, the paper's at {at}: compare the ordering and the trend, not the values. The `paper` profile runs the paper's step count.\n"
+            )
+    return "\n".join(lines)
+
+
+def _assumptions_section(spec: Spec, data: Dataset) -> str:
+    notes = list(spec.assumptions)
+    if "class label" in data.details:
+        notes.append("Data label: " + data.details["class label"] + ".")
+    if not notes:
+        return ""
+    return "## Assumptions (choices the paper leaves open)\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _provenance_section(inputs: ReportInputs) -> str:
+    dtype = getattr(inputs.spec.train, "dtype", "float32")
+    rows = run_provenance(inputs.spec_path, inputs.device, inputs.stored, inputs.trained, inputs.wall_s, dtype)
+    rows += [(f"data {k}", v) for k, v in inputs.data.details.items() if k != "class label"]
+    rows.append(("data fingerprint", inputs.data.fingerprint))
+    return key_value_table("Provenance", rows)
+
+
+def _steps_text(inputs: ReportInputs) -> str:
+    steps = inputs.spec.train.steps
+    return f"{steps:,}" if steps is not None else "the end of the horizon"
+
+
+def _median_final_gap(result: ModelResult) -> str:
+    if result.lr is None:
+        return "no usable run"
+    return f"{median(result.gaps[:, -1].tolist()):.3g}"
