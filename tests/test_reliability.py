@@ -127,7 +127,11 @@ def test_programs_share_a_data_pass_only_where_loss_and_schedule_agree(tmp_path:
     assert sorted(map(len, programs)) == [64, 64]
     for program in programs:
         assert len({run.pass_key for run in program}) == 1
-    many = [replace(run, config={**run.config, "model": {**run.config["model"], "width": w}}) for w in range(2, 9) for run in runs[:10]]
+    many = [
+        replace(run, config=run.config.model_copy(update={"model": {**run.config.model_dump()["model"], "width": w}}))
+        for w in range(2, 9)
+        for run in runs[:10]
+    ]
     sizes = [len(program) for program in grouped(many)]
     assert max(sizes) <= MAX_SHARED_RUNS and sum(sizes) == 70
 

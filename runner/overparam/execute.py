@@ -12,7 +12,7 @@ from overparam.dataset import Dataset
 from overparam.engine import Stacked, run_loop
 from overparam.engine.kernel import kernel_for
 from overparam.kinds.regression.models import Model, model_kind
-from overparam.plan import Run
+from overparam.plan import LinearRunConfig, Run
 from overparam.store import StoredRun
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -29,8 +29,8 @@ def train_group(
     """One program of plan.grouped: a batched model per shape, one pass over the data per step
     for all of them. Each run's numbers depend only on its own config. With a `checkpoint`, the
     program resumes from it and saves to it (checkpoint.py)."""
-    first = group[0].config
-    dtype = DTYPES[first["dtype"]]
+    first = linear_config(group[0])
+    dtype = DTYPES[first.dtype]
     X = dataset.X.to(device=device, dtype=dtype)
     y = dataset.y.to(device=device, dtype=dtype)
     shapes: dict[str, list[int]] = {}  # batch_key → positions in `group`
@@ -59,16 +59,22 @@ def train_group(
 
     start = time.perf_counter()
     kernel = kernel_for(device)
-    loss, steps, every, vectors = first["loss"]["p"], first["steps"], first["record_every"], first["record_end_to_end"]
+    loss, steps, every, vectors = first.loss.p, first.steps, first.record_every, first.record_end_to_end
     trace = run_loop(model, X, y, loss, steps, every, advance, vectors, kernel, checkpoint)
     share = (time.perf_counter() - start) / len(group)
     stored = []
     for run, row, where in zip(group, rows, trained_on):
         vector = trace.end_to_end[row] if trace.end_to_end is not None else None
-        stored.append(StoredRun(run.key, run.config, trace.losses[row], trace.diverged_at[row], share, where, vector))
+        stored.append(StoredRun(run.key, run.config.model_dump(), trace.losses[row], trace.diverged_at[row], share, where, vector))
     return stored
 
 
 def _batched_model(group: list[Run], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
-    configs = [run.config for run in group]
-    return model_kind(configs[0]["model"]["kind"]).batched(configs, d, lr, dtype, device)
+    configs = [linear_config(run) for run in group]
+    return model_kind(configs[0].model["kind"]).batched(configs, d, lr, dtype, device)
+
+
+def linear_config(run: Run) -> LinearRunConfig:
+    """The run's config as a regression run's (the only kind this module trains)."""
+    assert isinstance(run.config, LinearRunConfig), f"not a regression run: {type(run.config).__name__}"
+    return run.config

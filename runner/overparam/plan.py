@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
+from overparam.engine.init import Init
+from overparam.engine.optim import Optimizer
 from overparam.kinds.regression.models import ModelSpec
 from overparam.kinds.regression.spec import Spec
+from overparam.losses import LpLoss
 
 # Bump when a change to the engine changes numbers: it invalidates the store. 3: groups padded to 4,
 # MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual; 5: plain GD on
@@ -17,31 +22,63 @@ from overparam.kinds.regression.spec import Spec
 ENGINE_VERSION = "6"
 
 
+class RunConfig(BaseModel):
+    """Everything that determines a run's numbers besides the data, typed and frozen; a run's key
+    hashes its canonical JSON with the data's fingerprint and the engine version. Each kind that
+    trains runs has its own (the regression kind's is `LinearRunConfig`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def total_steps(self) -> int:
+        raise NotImplementedError
+
+    def key(self, data_fingerprint: str) -> str:
+        blob = json.dumps({"config": self.model_dump(), "data": data_fingerprint, "engine": ENGINE_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class LinearRunConfig(RunConfig):
+    """A regression run: a linear model (its kind's shape) on ℓp regression."""
+
+    model: dict[str, Any]  # the model kind's shape (kinds/regression/models.py)
+    init: Init
+    loss: LpLoss
+    optimizer: Optimizer
+    lr: float
+    seed: int
+    steps: int
+    record_every: int
+    weight_decay: float
+    dtype: Literal["float64", "float32"]
+    record_end_to_end: bool
+
+    def total_steps(self) -> int:
+        return self.steps
+
+
 @dataclass(frozen=True)
 class Run:
     model: str  # the spec's model name (not part of the key: renaming reuses results)
     lr: float
     seed: int
-    config: dict[str, Any]  # everything that determines the numbers, besides the data
-    key: str  # hash of config + data fingerprint + engine version
+    config: RunConfig
+    key: str  # config.key(data fingerprint)
 
     @property
     def steps(self) -> int:
-        return int(self.config["steps"] if "steps" in self.config else self.config["train"]["steps"])
+        return self.config.total_steps()
 
     @property
     def batch_key(self) -> str:
         """Runs that differ only in lr, seed and initial weights share one batched program
         (with a horizon schedule, runs at different lrs differ in steps and are batched apart)."""
-        shared = {k: v for k, v in self.config.items() if k not in ("lr", "seed", "init")}
-        return json.dumps(shared, sort_keys=True)
+        return json.dumps(self.config.model_dump(exclude={"lr", "seed", "init"}), sort_keys=True)
 
     @property
     def pass_key(self) -> str:
         """Runs that can share one pass over the data per step, whatever their model:
         the same loss, steps, recording schedule and dtype."""
-        shared = {k: v for k, v in self.config.items() if k in PASS_SHARED}
-        return json.dumps(shared, sort_keys=True)
+        return json.dumps(self.config.model_dump(include=set(PASS_SHARED)), sort_keys=True)
 
 
 PASS_SHARED = ("loss", "steps", "record_every", "dtype", "record_end_to_end")
@@ -56,31 +93,25 @@ def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
         for lr in spec.lr_grid(model.name):
             for seed in spec.seeds:
                 config = run_config(spec, model, lr, seed)
-                runs.append(Run(model.name, lr, seed, config, run_key(config, data_fingerprint)))
+                runs.append(Run(model.name, lr, seed, config, config.key(data_fingerprint)))
     return runs
 
 
-def run_config(spec: Spec, model: ModelSpec, lr: float, seed: int) -> dict[str, Any]:
-    init = model.init or spec.train.init
+def run_config(spec: Spec, model: ModelSpec, lr: float, seed: int) -> LinearRunConfig:
     steps, record_every = spec.train.schedule(lr)
-    return {
-        "model": model.shape(),
-        "init": init.model_dump(),
-        "loss": spec.loss_of(model.name).model_dump(),
-        "optimizer": model.optimizer_of(spec.train.optimizer).model_dump(),
-        "lr": lr,
-        "seed": seed,
-        "steps": steps,
-        "record_every": record_every,
-        "weight_decay": spec.train.weight_decay,
-        "dtype": spec.train.dtype,
-        "record_end_to_end": spec.train.record_end_to_end,
-    }
-
-
-def run_key(config: dict[str, Any], data_fingerprint: str) -> str:
-    blob = json.dumps({"config": config, "data": data_fingerprint, "engine": ENGINE_VERSION}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return LinearRunConfig(
+        model=model.shape(),
+        init=model.init or spec.train.init,
+        loss=spec.loss_of(model.name),
+        optimizer=model.optimizer_of(spec.train.optimizer),
+        lr=lr,
+        seed=seed,
+        steps=steps,
+        record_every=record_every,
+        weight_decay=spec.train.weight_decay,
+        dtype=spec.train.dtype,
+        record_end_to_end=spec.train.record_end_to_end,
+    )
 
 
 def grouped(runs: list[Run]) -> list[list[Run]]:

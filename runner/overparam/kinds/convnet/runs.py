@@ -8,26 +8,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from overparam.engine.convnet import train_convnet
-from overparam.kinds.convnet.spec import ConvnetSpec
-from overparam.plan import Run, run_key
+from overparam.kinds.convnet.spec import ConvnetSpec, ConvnetTrain
+from overparam.plan import Run, RunConfig
 from overparam.results import ModelResult, Results
 from overparam.store import RunStore, StoredRun
+
+
+class ConvnetRunConfig(RunConfig):
+    """A convnet run: the model (original or overparameterized twin), the training, the seed."""
+
+    model: dict[str, Any]  # {kind, overparameterized}
+    train: ConvnetTrain
+    seed: int
+
+    def total_steps(self) -> int:
+        return self.train.steps
 
 
 def plan_convnet_runs(spec: ConvnetSpec, data_fingerprint: str) -> list[Run]:
     runs = []
     for model in spec.models:
         for seed in spec.seeds:
-            config = {
-                "model": {"kind": model.kind, "overparameterized": model.overparameterized},
-                "train": spec.train.model_dump(),
-                "seed": seed,
-            }
-            runs.append(Run(model.name, spec.train.lr, seed, config, run_key(config, data_fingerprint)))
+            config = ConvnetRunConfig(model={"kind": model.kind, "overparameterized": model.overparameterized}, train=spec.train, seed=seed)
+            runs.append(Run(model.name, spec.train.lr, seed, config, config.key(data_fingerprint)))
     return runs
 
 
@@ -37,7 +45,8 @@ def train_convnet_runs(
     """One run at a time (each is already a batched program), stored as it finishes."""
     images, labels = images.to(device), labels.to(device)
     for run in runs:
-        train = run.config["train"]
+        assert isinstance(run.config, ConvnetRunConfig), f"not a convnet run: {type(run.config).__name__}"
+        config, train = run.config, run.config.train
         start = time.perf_counter()
         last = 0
 
@@ -49,20 +58,20 @@ def train_convnet_runs(
         ce, penalty = train_convnet(
             images,
             labels,
-            run.config["model"]["overparameterized"],
+            config.model["overparameterized"],
             run.seed,
-            train["steps"],
-            train["record_every"],
-            batch_size=train["batch_size"],
-            lr=train["lr"],
-            decay=train["decay"],
-            momentum=train["momentum"],
-            penalty=train["penalty"],
+            train.steps,
+            train.record_every,
+            batch_size=train.batch_size,
+            lr=train.lr,
+            decay=train.decay,
+            momentum=train.momentum,
+            penalty=train.penalty,
             on_progress=advance,
         )
         finite = bool(torch.isfinite(ce).all() and torch.isfinite(penalty).all())
-        diverged = None if finite else int(train["record_every"] * (1 + int((~torch.isfinite(ce + penalty)).nonzero()[0, 0])))
-        store.put([StoredRun(run.key, run.config, ce, diverged, time.perf_counter() - start, device, penalty=penalty)])
+        diverged = None if finite else int(train.record_every * (1 + int((~torch.isfinite(ce + penalty)).nonzero()[0, 0])))
+        store.put([StoredRun(run.key, config.model_dump(), ce, diverged, time.perf_counter() - start, device, penalty=penalty)])
 
 
 def convnet_results(spec: ConvnetSpec, runs: list[Run], stored: dict[str, StoredRun]) -> Results:

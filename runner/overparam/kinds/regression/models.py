@@ -4,17 +4,20 @@ report. Adding a model kind is a class here and a member of `ModelSpec`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import torch
 from pydantic import BaseModel, Field
 
 from overparam.engine import DeepLinear, EndToEnd, WarmupForm
-from overparam.engine.init import Init, initial_end_to_end, initial_layers, parse_init
+from overparam.engine.init import Init, initial_end_to_end, initial_layers
 from overparam.engine.kernel import kernel_for
-from overparam.engine.optim import Optimizer, parse_optimizer
+from overparam.engine.optim import Optimizer
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE
+
+if TYPE_CHECKING:
+    from overparam.plan import LinearRunConfig
 
 Model = DeepLinear | EndToEnd | WarmupForm
 
@@ -46,7 +49,7 @@ class _Model(BaseModel):
         raise NotImplementedError
 
     @staticmethod
-    def batched(configs: list[dict[str, Any]], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
+    def batched(configs: list[LinearRunConfig], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
         """One batched engine model for runs of this kind (and one shape), each from its config."""
         raise NotImplementedError
 
@@ -69,12 +72,12 @@ class LinearNet(_Model):
         return f"{self.name}: depth {self.depth}" + (f", width {self.width}" if self.depth > 1 else "")
 
     @staticmethod
-    def batched(configs: list[dict[str, Any]], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
-        shape, first = configs[0]["model"], configs[0]
+    def batched(configs: list[LinearRunConfig], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
+        shape, first = configs[0].model, configs[0]
         depth, width = shape["depth"], shape["width"] or 1
-        per_run = [initial_layers(parse_init(c["init"]), d, depth, width, c["seed"]) for c in configs]
+        per_run = [initial_layers(c.init, d, depth, width, c.seed) for c in configs]
         layers = [torch.stack([layers[j] for layers in per_run]).to(device=device, dtype=dtype) for j in range(depth)]
-        return DeepLinear(layers, lr, first["weight_decay"], parse_optimizer(first["optimizer"]), kernel_for(device))
+        return DeepLinear(layers, lr, first.weight_decay, first.optimizer, kernel_for(device))
 
 
 class EndToEndModel(_Model):
@@ -91,10 +94,10 @@ class EndToEndModel(_Model):
         return f"{self.name}: depth-1 model moved by rule ({self.rule}) of depth {self.depth}"
 
     @staticmethod
-    def batched(configs: list[dict[str, Any]], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
-        shape, first = configs[0]["model"], configs[0]
-        w = torch.stack([initial_end_to_end(parse_init(c["init"]), d, c["seed"]) for c in configs])
-        return EndToEnd(w.to(device=device, dtype=dtype), lr, first["weight_decay"], shape["depth"], shape["rule"], kernel_for(device))
+    def batched(configs: list[LinearRunConfig], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
+        shape, first = configs[0].model, configs[0]
+        w = torch.stack([initial_end_to_end(c.init, d, c.seed) for c in configs])
+        return EndToEnd(w.to(device=device, dtype=dtype), lr, first.weight_decay, shape["depth"], shape["rule"], kernel_for(device))
 
 
 class WarmupFormModel(_Model):
@@ -110,8 +113,8 @@ class WarmupFormModel(_Model):
         return f"{self.name}: §3's adaptive-lr + momentum form of GD on w = w₁·ω₂"
 
     @staticmethod
-    def batched(configs: list[dict[str, Any]], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
-        pairs = [initial_layers(parse_init(c["init"]), d, 2, 1, c["seed"]) for c in configs]  # w = w₁·ω₂ of a depth-2, width-1 net
+    def batched(configs: list[LinearRunConfig], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
+        pairs = [initial_layers(c.init, d, 2, 1, c.seed) for c in configs]  # w = w₁·ω₂ of a depth-2, width-1 net
         omega = torch.stack([W2[0, 0] for _, W2 in pairs])
         w = torch.stack([W2[0, 0] * W1[0] for W1, W2 in pairs])
         return WarmupForm(w.to(device=device, dtype=dtype), omega.to(device=device, dtype=dtype), lr, kernel_for(device))
