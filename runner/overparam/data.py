@@ -1,17 +1,23 @@
-"""Dispatch a spec's `data` entry to its source, resolving folders the documented way."""
+"""The regression kinds' data sources: the union a spec's `data:` takes, and loading it.
+
+Adding a source is a module with its config (a `kind`, and `load(spec_path, data_dir)` giving a
+Dataset) and one member of `DataSpec` here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from overparam.dataset import Dataset
-from overparam.synthetic import SyntheticData, load_synthetic
-from overparam.uci import UciGasData, load_uci_gas, locate
+from overparam.synthetic import SyntheticData
+from overparam.uci import UciGasData
+
+DataSpec = Annotated[UciGasData | SyntheticData, Field(discriminator="kind")]
 
 
 def load_dataset(cfg: UciGasData | SyntheticData, spec_path: Path, data_dir: Path | None) -> Dataset:
-    """`data_dir` (the --data-dir flag) wins over the spec's own `path`, which is relative to the spec."""
-    if isinstance(cfg, SyntheticData):
-        return load_synthetic(cfg)
-    explicit = data_dir or ((spec_path.parent / cfg.path) if cfg.path else None)
-    return load_uci_gas(cfg, locate(explicit))
+    """`data_dir` (the --data-dir flag) wins over a spec's own `path`, which is relative to the spec."""
+    return cfg.load(spec_path, data_dir)

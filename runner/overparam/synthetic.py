@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -23,6 +24,13 @@ class SyntheticData(BaseModel):
     noise: float = Field(0.1, ge=0.0, description="std of the Gaussian target noise")
     seed: int = Field(0, ge=0)
     standardize: bool = False
+
+    def label(self) -> str:
+        return f"synthetic, condition {self.condition:g}"
+
+    def load(self, spec_path: Path, data_dir: Path | None) -> Dataset:
+        """Generated from the seed: no files."""
+        return load_synthetic(self)
 
 
 def load_synthetic(cfg: SyntheticData) -> Dataset:

@@ -44,6 +44,13 @@ class UciGasData(BaseModel):
     standardize: bool = Field(True, description="z-score every feature and the target")
     path: str | None = Field(None, description="folder with batch*.dat (relative to the spec)")
 
+    def label(self) -> str:
+        return f"UCI gas {self.gas_class}"
+
+    def load(self, spec_path: Path, data_dir: Path | None) -> Dataset:
+        explicit = data_dir or ((spec_path.parent / self.path) if self.path else None)
+        return load_uci_gas(self, locate(explicit))
+
 
 def cache_dir() -> Path:
     return user_cache("uci-gas-drift")

@@ -15,13 +15,12 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.claim import CLAIM_RULES, Claim
+from overparam.data import DataSpec
 from overparam.engine.init import NormalInit
 from overparam.kinds.regression.models import LinearNet
-from overparam.kinds.regression.spec import DataSpec, Spec, Train, Tune
+from overparam.kinds.regression.spec import Spec, Train, Tune
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
-from overparam.synthetic import SyntheticData
-from overparam.uci import UciGasData
 from overparam.yamlpos import Path_
 
 Axis = Literal["p", "init_std", "width", "data"]
@@ -33,18 +32,16 @@ class Level(BaseModel):
     """One row of the map: a value of the row axis, and the lr grid where its loss scale needs its own."""
 
     model_config = STRICT
-    value: float | UciGasData | SyntheticData = Field(..., description="p, init std, width, or a data entry (kind: ...)")
+    value: float | DataSpec = Field(..., description="p, init std, width, or a data entry (kind: ...)")
     label: str = Field("", max_length=60, description="the row's name in the report (default: the value)")
     lr: Lrs | None = Field(None, min_length=1, max_length=64, json_schema_extra=UNIQUE, description="this row's lr grid (default tune.lr)")
 
     def name(self, axis: Axis) -> str:
         if self.label:
             return self.label
-        if isinstance(self.value, UciGasData):
-            return f"UCI gas {self.value.gas_class}"
-        if isinstance(self.value, SyntheticData):
-            return f"synthetic, condition {self.value.condition:g}"
-        return f"{axis} = {self.value:g}"
+        if isinstance(self.value, float):
+            return f"{axis} = {self.value:g}"
+        return self.value.label()
 
 
 def _levels_take(value: dict[str, Any]) -> dict[str, Any]:

@@ -7,16 +7,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from overparam.claim import CLAIM_RULES, Claim
+from overparam.data import DataSpec
 from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
 from overparam.kinds.regression.models import EndToEndModel, LinearNet, ModelSpec, WarmupFormModel
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
-from overparam.synthetic import SyntheticData
-from overparam.uci import UciGasData
 from overparam.yamlpos import Path_
-
-DataSpec = Annotated[UciGasData | SyntheticData, Field(discriminator="kind")]
 
 
 class Train(BaseModel):
