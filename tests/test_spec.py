@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO, small_spec, write_spec
 from overparam.errors import OverparamError
-from overparam.kinds.regression.spec import Spec
+from overparam.kinds.regression.spec import RegressionSpec
 from overparam.specload import check_all_profiles, load_spec
 
 LINE = r"^.+\.yaml:\d+:\d+: "
@@ -28,7 +28,7 @@ def test_every_shipped_spec_and_profile_is_valid(path: Path) -> None:
 
 def test_a_valid_spec_loads_into_typed_data(tmp_path: Path) -> None:
     spec = load_spec(write_spec(tmp_path, small_spec()))
-    assert isinstance(spec, Spec) and spec.models[1].depth == 2 and spec.train.dtype == "float64"
+    assert isinstance(spec, RegressionSpec) and spec.models[1].depth == 2 and spec.train.dtype == "float64"
 
 
 def test_yaml11_exponent_strings_are_coerced_to_floats(tmp_path: Path) -> None:

@@ -20,9 +20,9 @@ import torch
 from overparam.checkpoint import Checkpoints
 from overparam.dataset import Dataset
 from overparam.errors import OverparamError
-from overparam.execute import Progress, train_group
 from overparam.plan import Run, grouped
 from overparam.store import RunStore, StoredRun
+from overparam.trainer import Progress, train_group
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from overparam.engine.init import Init
 from overparam.engine.optim import Optimizer
 from overparam.kinds.regression.models import ModelSpec
-from overparam.kinds.regression.spec import Spec
+from overparam.kinds.regression.spec import RegressionSpec
 from overparam.losses import LpLoss
 
 # Bump when a change to the engine changes numbers: it invalidates the store. 3: groups padded to 4,
@@ -87,7 +87,7 @@ PASS_SHARED = ("loss", "steps", "record_every", "dtype", "record_end_to_end")
 MAX_SHARED_RUNS = 64
 
 
-def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
+def plan_runs(spec: RegressionSpec, data_fingerprint: str) -> list[Run]:
     runs = []
     for model in spec.models:
         for lr in spec.lr_grid(model.name):
@@ -97,7 +97,7 @@ def plan_runs(spec: Spec, data_fingerprint: str) -> list[Run]:
     return runs
 
 
-def run_config(spec: Spec, model: ModelSpec, lr: float, seed: int) -> LinearRunConfig:
+def run_config(spec: RegressionSpec, model: ModelSpec, lr: float, seed: int) -> LinearRunConfig:
     steps, record_every = spec.train.schedule(lr)
     return LinearRunConfig(
         model=model.shape(),

@@ -12,7 +12,7 @@ from overparam.checks import CheckResult
 from overparam.claim import paper_text
 from overparam.dataset import Dataset
 from overparam.figures import gap_figure
-from overparam.kinds.regression.spec import Spec
+from overparam.kinds.regression.spec import RegressionSpec
 from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
 from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore
@@ -82,7 +82,7 @@ def _paper_section(inputs: ReportInputs) -> str:
     return "\n".join(lines)
 
 
-def _assumptions_section(spec: Spec, data: Dataset) -> str:
+def _assumptions_section(spec: RegressionSpec, data: Dataset) -> str:
     notes = list(spec.assumptions)
     if "class label" in data.details:
         notes.append("Data label: " + data.details["class label"] + ".")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from overparam.kinds.regression.spec import Spec
+from overparam.kinds.regression.spec import RegressionSpec
 from overparam.plan import Run
 from overparam.results import ROUNDING, ModelResult, Results, median
 from overparam.store import StoredRun
@@ -27,7 +27,7 @@ class LrScore:
 
 
 def select_models(
-    spec: Spec, runs: list[Run], stored: dict[str, StoredRun], optima: dict[float, float]
+    spec: RegressionSpec, runs: list[Run], stored: dict[str, StoredRun], optima: dict[float, float]
 ) -> tuple[Results, dict[str, list[LrScore]]]:
     """Each model's result at every lr and at its picked lr, and every lr's score (the sweep)."""
     by_lr: dict[str, dict[float, ModelResult]] = {}
@@ -55,7 +55,7 @@ def select_models(
     return Results(picked, by_lr), sweeps
 
 
-def _result(name: str, lr: float, spec: Spec, seed_runs: list[StoredRun], optimum: float) -> ModelResult:
+def _result(name: str, lr: float, spec: RegressionSpec, seed_runs: list[StoredRun], optimum: float) -> ModelResult:
     steps, every = spec.train.schedule(lr)
     axis = torch.arange(0, steps + 1, every, dtype=torch.float64)
     losses = torch.stack([r.losses for r in seed_runs])

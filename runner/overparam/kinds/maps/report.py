@@ -15,7 +15,7 @@ from overparam.dataset import Dataset
 from overparam.figures import COLOURS, plt, save_atomic
 from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
-from overparam.kinds.regression.spec import Spec
+from overparam.kinds.regression.spec import RegressionSpec
 from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
 from overparam.results import median
 from overparam.store import StoredRun
@@ -26,7 +26,7 @@ class MapInputs:
     spec: MapSpec
     spec_path: Path
     profile: str | None
-    rows: dict[str, Spec]  # row name -> its regression spec
+    rows: dict[str, RegressionSpec]  # row name -> its regression spec
     data: dict[str, Dataset]  # row name -> its data
     cells: dict[tuple[str, int], Cell]
     checks: list[CheckResult]

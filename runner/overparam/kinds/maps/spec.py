@@ -4,7 +4,7 @@ Each cell is a depth-N linear net and the depth-1 model on the same row (same lo
 width and data), both with their lr tuned on the row's grid; the cell's value is the speed-up
 final L − L* of depth 1 over final L − L* of depth N at the step budget, per seed. Region
 checks state claims over sets of cells ("for p ≥ 4 and depth 2–3, speed-up > 1 everywhere").
-Each row expands into an ordinary regression `Spec`, so runs, tuning and the store are shared
+Each row expands into an ordinary regression `RegressionSpec`, so runs, tuning and the store are shared
 with every other spec.
 """
 
@@ -18,7 +18,7 @@ from overparam.claim import CLAIM_RULES, Claim
 from overparam.data import DataSpec
 from overparam.engine.init import NormalInit
 from overparam.kinds.regression.models import LinearNet
-from overparam.kinds.regression.spec import Spec, Train, Tune
+from overparam.kinds.regression.spec import RegressionSpec, Train, Tune
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
 from overparam.yamlpos import Path_
@@ -215,7 +215,7 @@ class MapSpec(Claim):
             cells += [(name, n) for n in sorted(set(self.depths)) if depth_range is None or depth_range.covers(float(n), str(n))]
         return cells
 
-    def row_spec(self, level: Level) -> Spec:
+    def row_spec(self, level: Level) -> RegressionSpec:
         """The regression spec of one row: depth 1 and every depth of the map, on this row's setting."""
         axis, value = self.rows.axis, level.value
         # On the p, init_std and width axes the value is a number (Rows checks it).
@@ -237,7 +237,7 @@ class MapSpec(Claim):
             "tune": Tune(lr=level.lr or self.tune.lr or [], pick=self.tune.pick),  # reference_errors: one of the two is set
         }
         # Every part was validated above or when this spec loaded; the row only recombines them.
-        return Spec.model_construct(**fields)
+        return RegressionSpec.model_construct(**fields)
 
 
 def depth_name(depth: int) -> str:

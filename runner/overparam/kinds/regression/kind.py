@@ -11,7 +11,7 @@ from overparam.dataset import Dataset
 from overparam.executors import jobs_for, train_jobs
 from overparam.kind import Kind
 from overparam.kinds.regression.report import regression_body, regression_panels
-from overparam.kinds.regression.spec import Spec
+from overparam.kinds.regression.spec import RegressionSpec
 from overparam.losses import lp_optimum
 from overparam.plan import Run, plan_runs
 from overparam.runs_report import ReportInputs, write_report
@@ -20,7 +20,7 @@ from overparam.session import Options, Outcome, Progress, Session, stored_runs
 from overparam.store import RunStore
 
 
-def dataset_for(session: Session, spec: Spec, spec_path: Path, data_dir: Path | None) -> Dataset:
+def dataset_for(session: Session, spec: RegressionSpec, spec_path: Path, data_dir: Path | None) -> Dataset:
     """The spec's data, loaded once per invocation."""
     key = ("dataset", spec.data.model_dump_json(), str(data_dir or spec_path.parent))
     return session.memo(key, lambda: load_dataset(spec.data, spec_path, data_dir))
@@ -31,7 +31,7 @@ def optimum_for(session: Session, data: Dataset, p: float) -> float:
     return session.memo(("optimum", data.fingerprint, p), lambda: lp_optimum(data.X, data.y, p)[1])
 
 
-def verify(spec: Spec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
+def verify(spec: RegressionSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
     data = dataset_for(session, spec, spec_path, options.data_dir)
     runs = plan_runs(spec, data.fingerprint)
 
@@ -62,4 +62,4 @@ def verify(spec: Spec, spec_path: Path, options: Options, session: Session, prog
     return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
 
 
-KIND = Kind("regression", Spec, verify)
+KIND = Kind("regression", RegressionSpec, verify)

@@ -8,7 +8,7 @@ import math
 from pydantic import BaseModel
 
 from overparam.kinds.regression.models import ModelSpec
-from overparam.kinds.regression.spec import Spec, Train
+from overparam.kinds.regression.spec import RegressionSpec, Train
 from overparam.report import key_value_table
 from overparam.results import ROUNDING, ModelResult, median, metric_per_seed
 from overparam.runs_report import Panels, ReportInputs
@@ -91,7 +91,7 @@ def _setup_section(inputs: ReportInputs) -> str:
     return key_value_table("Setup", rows)
 
 
-def _grids_text(spec: Spec) -> str:
+def _grids_text(spec: RegressionSpec) -> str:
     own = [f"{m.name}: " + ", ".join(f"{v:g}" for v in spec.lr_grid(m.name)) for m in spec.models if m.lr]
     shared = ", ".join(f"{v:g}" for v in spec.tune.lr)
     text = f"{shared}" + (f" (own grids: {'; '.join(own)})" if own else "")

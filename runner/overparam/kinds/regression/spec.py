@@ -111,7 +111,7 @@ class Tune(BaseModel):
         return sorted(grid)
 
 
-class Spec(Claim):
+class RegressionSpec(Claim):
     """A regression claim: linear models on ℓp regression, lr tuned per model on a grid."""
 
     model_config = strict_with(
