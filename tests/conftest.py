@@ -12,7 +12,7 @@ import yaml
 
 import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before anything multiplies
 from overparam.data import load_dataset
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
 from overparam.engine.kernel import FusedKernel, compiler, fused_kernel
 from overparam.plan import plan_runs
 from overparam.specload import load_spec

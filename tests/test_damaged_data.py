@@ -121,8 +121,8 @@ MNIST_CASES: dict[str, tuple[Callable[[Path], None], str]] = {
 
 @pytest.mark.parametrize("case", MNIST_CASES, ids=list(MNIST_CASES))
 def test_damaged_mnist_is_refused_with_one_located_line(tmp_path: Path, case: str) -> None:
+    from overparam.data.mnist import MnistData, load_mnist
     from overparam.errors import OverparamError
-    from overparam.mnist import MnistData, load_mnist
 
     damage, expected = MNIST_CASES[case]
     folder = mnist_copy(tmp_path)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from overparam import uci
+from overparam.data import uci
+from overparam.data.synthetic import SyntheticData, load_synthetic
+from overparam.data.uci import UciGasData, batch_files, load_uci_gas, locate, read_rows
 from overparam.errors import OverparamError
-from overparam.synthetic import SyntheticData, load_synthetic
-from overparam.uci import UciGasData, batch_files, load_uci_gas, locate, read_rows
 
 # From ../shared/data/uci-gas-drift/README.md.
 CLASS1_ROWS = {

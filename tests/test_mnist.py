@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import MNIST_DIR, needs_mnist
+from overparam.data.mnist import MnistData, load_mnist, locate, read_idx
 from overparam.engine.convnet import TutorialConvnet, parameter_count, train_convnet
 from overparam.errors import OverparamError
-from overparam.mnist import MnistData, load_mnist, locate, read_idx
 
 MNIST = MNIST_DIR
 pytestmark = needs_mnist
@@ -62,7 +62,7 @@ def test_training_records_cross_entropy_and_penalty_apart() -> None:
 def test_a_download_from_a_mirror_is_checked_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hashlib
 
-    from overparam import mnist
+    from overparam.data import mnist
 
     mirror = tmp_path / "mirror"
     mirror.mkdir()

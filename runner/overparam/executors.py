@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import torch
 
 from overparam.checkpoint import Checkpoints
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
 from overparam.errors import OverparamError
 from overparam.plan import Run, grouped
 from overparam.store import RunStore, StoredRun

@@ -10,7 +10,7 @@ from typing import Any
 
 from overparam.checks import CheckResult
 from overparam.claim import paper_text
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
 from overparam.figures import gap_figure
 from overparam.kinds.regression.spec import RegressionSpec
 from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from overparam.checkpoint import GroupCheckpoint
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
 from overparam.engine import Stacked, run_loop
 from overparam.engine.kernel import kernel_for
 from overparam.kinds.regression.models import Model, model_kind

@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 
 from overparam.checks import evaluate
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
+from overparam.data.mnist import load_mnist
 from overparam.kind import Kind
 from overparam.kinds.convnet.report import convnet_body, convnet_panels
 from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, train_convnet_runs
 from overparam.kinds.convnet.spec import ConvnetSpec
-from overparam.mnist import load_mnist
 from overparam.plan import Run
 from overparam.runs_report import ReportInputs, write_report
 from overparam.session import Options, Outcome, Progress, Session, stored_runs

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.claim import Claim
-from overparam.mnist import MnistData
+from overparam.data.mnist import MnistData
 from overparam.strict import STRICT, strict_with
 
 

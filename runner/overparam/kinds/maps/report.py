@@ -11,7 +11,7 @@ import matplotlib.colors as mcolors
 
 from overparam.checks import CheckResult
 from overparam.claim import paper_text
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
 from overparam.figures import COLOURS, plt, save_atomic
 from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from overparam.checks import evaluate
 from overparam.data import load_dataset
-from overparam.dataset import Dataset
+from overparam.data.dataset import Dataset
 from overparam.executors import jobs_for, train_jobs
 from overparam.kind import Kind
 from overparam.kinds.regression.report import regression_body, regression_panels

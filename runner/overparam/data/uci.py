@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from overparam.dataset import Dataset, Source, standardized, user_cache
+from overparam.data.dataset import Dataset, Source, standardized, user_cache
 from overparam.errors import OverparamError
 from overparam.strict import STRICT
 

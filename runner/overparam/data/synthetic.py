@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from overparam.dataset import Dataset, standardized, tensor_digest
+from overparam.data.dataset import Dataset, standardized, tensor_digest
 from overparam.strict import STRICT
 
 

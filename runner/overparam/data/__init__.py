@@ -11,9 +11,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from overparam.dataset import Dataset
-from overparam.synthetic import SyntheticData
-from overparam.uci import UciGasData
+from overparam.data.dataset import Dataset
+from overparam.data.synthetic import SyntheticData
+from overparam.data.uci import UciGasData
 
 DataSpec = Annotated[UciGasData | SyntheticData, Field(discriminator="kind")]
 

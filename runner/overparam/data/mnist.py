@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
-from overparam.dataset import Source, user_cache
+from overparam.data.dataset import Source, user_cache
 from overparam.errors import OverparamError
 from overparam.strict import STRICT
 
