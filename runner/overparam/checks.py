@@ -159,14 +159,15 @@ class RatioCheck(_MetricCheck):
     def model_refs(self) -> Refs:
         return [(("model",), self.model), (("over",), self.over)]
 
+    def bounds(self) -> Bounds:
+        return Bounds(self.at_least, self.at_most)
+
     def statement(self) -> str:
-        bounds = Bounds(self.at_least, self.at_most).text()
-        return f"{self.metric_text()} of {self.model} / {self.over} {bounds}{self.seeds_text()}{self.lr_text()}"
+        return f"{self.metric_text()} of {self.model} / {self.over} {self.bounds().text()}{self.seeds_text()}{self.lr_text()}"
 
     def judge(self, results: dict[str, ModelResult]) -> CheckResult:
-        bounds = Bounds(self.at_least, self.at_most)
         ratios = [_ratio_of(a, b) for a, b in zip(self.values(results[self.model]), self.values(results[self.over]))]
-        holds = [bounds.holds(r) for r in ratios]
+        holds = [self.bounds().holds(r) for r in ratios]
         evidence = "; ".join(
             self.seed_label(results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
         )
@@ -191,12 +192,15 @@ class BoundCheck(_MetricCheck):
     def model_refs(self) -> Refs:
         return [(("model",), self.model)]
 
+    def bounds(self) -> Bounds:
+        return Bounds(self.lo, self.hi)
+
     def statement(self) -> str:
-        return f"{self.metric_text()} of {self.model} {Bounds(self.lo, self.hi).text()}{self.seeds_text()}{self.lr_text()}"
+        return f"{self.metric_text()} of {self.model} {self.bounds().text()}{self.seeds_text()}{self.lr_text()}"
 
     def judge(self, results: dict[str, ModelResult]) -> CheckResult:
         values = self.values(results[self.model])
-        holds = [Bounds(self.lo, self.hi).holds(v) for v in values]
+        holds = [self.bounds().holds(v) for v in values]
         evidence = "; ".join(self.seed_label(results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
         return CheckResult(all(holds), self.statement(), evidence)
 

@@ -220,16 +220,17 @@ def schema() -> None:
 def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     from overparam.pipeline import verify
     from overparam.progress import RichProgress
-    from overparam.specload import check_location
+    from overparam.specload import check_locations
 
     outcome = verify(path, options, session, RichProgress(err))
     verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
     out.print(f"{verdict} {outcome.spec.id} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}")
-    for index, check in enumerate(outcome.checks):
-        if not check.passed:
-            where = check_location(path, options.profile, index)
-            out.print(f"  [red]✗[/] {where}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
+    failing = [index for index, check in enumerate(outcome.checks) if not check.passed]
+    located = check_locations(path, options.profile, failing) if failing else {}
+    for index in failing:
+        check = outcome.checks[index]
+        out.print(f"  [red]✗[/] {located[index]}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
     return outcome
 
 

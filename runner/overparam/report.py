@@ -43,7 +43,7 @@ def run_provenance(
 ) -> list[tuple[str, str]]:
     """Provenance rows of a report whose numbers come from stored runs."""
     devices = sorted({r.device for r in stored})
-    rows = [
+    return [
         ("commit", provenance.git_commit(spec_path.resolve().parent)),
         ("versions", provenance.versions()),
         ("device", f"{provenance.device_name(device)}; runs trained on: {', '.join(devices)}"),
@@ -53,7 +53,6 @@ def run_provenance(
         ("wall time", f"{wall_s:.1f} s for this invocation"),
         ("date", provenance.now_utc()),
     ]
-    return rows
 
 
 def verdict_line(spec: Claim, passed: bool) -> str:

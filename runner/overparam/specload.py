@@ -33,12 +33,16 @@ def load_spec(path: Path, profile: str | None = None) -> Claim:
     return _with_profile(raw, profile, path, positions)
 
 
-def check_location(path: Path, profile: str | None, index: int) -> str:
-    """`file:line:col` of check `index` where the spec states it (in its profile, if it overrides the checks)."""
+def check_locations(path: Path, profile: str | None, indices: list[int]) -> dict[int, str]:
+    """`file:line:col` of each check in `indices` where the spec states it (in its profile, if it
+    overrides the checks)."""
     _, positions = load_yaml(path)
-    inside = ("profiles", profile, "checks", index) if profile else None
-    line, col = _position(positions, inside if inside in positions else ("checks", index))
-    return f"{path}:{line}:{col}"
+    located = {}
+    for index in indices:
+        inside = ("profiles", profile, "checks", index) if profile else None
+        line, col = _position(positions, inside if inside in positions else ("checks", index))
+        located[index] = f"{path}:{line}:{col}"
+    return located
 
 
 def check_all_profiles(path: Path) -> Claim:

@@ -48,6 +48,17 @@ def _levels_take(value: dict[str, Any]) -> dict[str, Any]:
     return {"properties": {"levels": {"items": {"properties": {"value": value}}}}}
 
 
+def _out_of_range(axis: Axis, value: float) -> str:
+    """Why a numeric level does not fit its axis ("" when it does)."""
+    if axis == "p" and not 2.0 <= value <= 64.0:
+        return "p must lie in [2, 64]"
+    if axis == "init_std" and not 0.0 < value <= 10.0:
+        return "an init std must lie in (0, 10]"
+    if axis == "width" and (value != int(value) or not 1 <= value <= 4096):
+        return "a width is a whole number in [1, 4096]"
+    return ""
+
+
 class Rows(BaseModel):
     model_config = strict_with(
         {
@@ -70,14 +81,8 @@ class Rows(BaseModel):
             if (self.axis == "data") != (not isinstance(value, float)):
                 want = "a data entry like {kind: uci_gas, gas_class: 2}" if self.axis == "data" else "a number"
                 raise ValueError(f"levels[{i}].value: the {self.axis} axis takes {want}")
-            if not isinstance(value, float):
-                value = 0.0  # a data entry: no numeric range to check
-            if self.axis == "p" and not 2.0 <= value <= 64.0:
-                raise ValueError(f"levels[{i}].value: p must lie in [2, 64]")
-            if self.axis == "init_std" and not 0.0 < value <= 10.0:
-                raise ValueError(f"levels[{i}].value: an init std must lie in (0, 10]")
-            if self.axis == "width" and (value != int(value) or not 1 <= value <= 4096):
-                raise ValueError(f"levels[{i}].value: a width is a whole number in [1, 4096]")
+            if isinstance(value, float) and (why := _out_of_range(self.axis, value)):
+                raise ValueError(f"levels[{i}].value: {why}")
             if level.lr and len(set(level.lr)) != len(level.lr):
                 raise ValueError(f"levels[{i}].lr: the grid repeats a value")
         names = [level.name(self.axis) for level in self.levels]
