@@ -31,16 +31,16 @@ def test_run_writes_a_report_with_figure_and_a_rerun_trains_nothing(tmp_path: Pa
     path = write_spec(tmp_path, small_spec())
     first = invoke("run", path, *run_args(dirs))
     assert first.exit_code == 0, first.output
-    assert "PASS tiny (8 runs trained, 0 from the run store" in first.output
+    assert "PASS tiny (10 runs trained, 0 from the run store" in first.output
     report = (dirs["reports"] / "tiny.md").read_text()
     assert "**PASS**" in report and "![tiny](figures/tiny.png)" in report
     assert (dirs["reports"] / "figures" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
     second = invoke("run", path, *run_args(dirs))
     assert second.exit_code == 0
-    assert "0 runs trained, 8 from the run store" in second.output
+    assert "0 runs trained, 10 from the run store" in second.output
     assert "nothing to train" in second.output
     fresh = invoke("run", path, "--fresh", *run_args(dirs))
-    assert "8 runs trained" in fresh.output
+    assert "10 runs trained" in fresh.output  # 8 and the 2 one-ulp twins of the checked model
 
 
 def test_a_failing_check_exits_1_and_prints_its_evidence(tmp_path: Path, dirs: dict[str, Path]) -> None:
@@ -84,7 +84,24 @@ def test_verify_all_runs_every_spec_and_writes_the_index(dirs: dict[str, Path]) 
     result = invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs))
     assert result.exit_code == 0, result.output
     index = (dirs["reports"] / "README.md").read_text()
-    assert "[Tiny synthetic check](tiny.md) | reproduced | PASS 1/1" in index and "[Another claim](other.md)" in index
+    assert (
+        "[Tiny synthetic check](tiny.md) | reproduced | PASS: checks of the paper's claim 1/1 hold" in index
+        and "[Another claim](other.md)" in index
+    )
+    assert "| no paper profile |" in index
+
+
+def test_the_index_shows_the_default_and_the_paper_profile(dirs: dict[str, Path]) -> None:
+    dirs["specs"].mkdir()
+    failing_paper = {"paper": {"checks": [{"kind": "bound", "metric": "final_gap", "model": "shallow", "hi": 1e-30}]}}
+    write_spec(dirs["specs"], small_spec(profiles=failing_paper), "a.yaml")
+    assert invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs)).exit_code == 0
+    index = (dirs["reports"] / "README.md").read_text()
+    assert "| not run |" in index  # the paper profile, before it runs
+    assert invoke("verify-all", "--specs", dirs["specs"], "--profile", "paper", *run_args(dirs)).exit_code == 1
+    row = next(line for line in (dirs["reports"] / "README.md").read_text().splitlines() if "Tiny synthetic check" in line)
+    assert "[Tiny synthetic check](tiny.md) | reproduced | PASS" in row  # the default profile's evidence stays
+    assert "[undecided](tiny-paper.md): **FAIL**" in row  # beside the paper profile's
 
 
 def test_bad_specs_exit_2_with_located_lines_and_no_traceback(tmp_path: Path, dirs: dict[str, Path]) -> None:
@@ -202,4 +219,5 @@ def test_a_failing_check_is_named_by_its_file_line_and_index(tmp_path: Path, dir
     line = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "- kind: bound"][1]  # the second check
     assert result.exit_code == 1, result.output
     failing = [text for text in result.output.splitlines() if "✗" in text]
-    assert len(failing) == 1 and f"{path}:{line}:3: checks[1]: final_loss of deep ≤ 1e-30" in failing[0], result.output
+    assert len(failing) == 2 and "verdict: shown as undecided" in failing[0], result.output
+    assert f"{path}:{line}:3: checks[1]: final_loss of deep ≤ 1e-30" in failing[1], result.output

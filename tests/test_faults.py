@@ -174,6 +174,6 @@ def test_a_store_from_before_digests_is_migrated_once(tmp_path: Path) -> None:
         db.execute(f"INSERT INTO runs SELECT {columns} FROM new.runs")
     store = legacy
     again = run(tmp_path, store=store)
-    assert again.exit_code == 0 and "0 runs trained, 8 from the run store" in again.output
+    assert again.exit_code == 0 and "0 runs trained, 10 from the run store" in again.output
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM runs WHERE digest IS NULL").fetchone()[0] == 0

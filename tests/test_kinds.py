@@ -58,10 +58,9 @@ def verify_toy(spec: ToySpec, spec_path: Path, options: Options, session: Sessio
         CheckResult(all(v >= c.value for v in values[c.model]), f"{c.model} ≥ {c.value:g}", ", ".join(f"{v:g}" for v in values[c.model]))
         for c in spec.checks
     ]
-    passed = all(c.passed for c in checks)
     report = options.reports / f"{report_name(spec.id, options.profile)}.md"
     options.reports.mkdir(parents=True, exist_ok=True)
-    write_atomic(report, "\n".join([f"# {spec.title}\n", verdict_line(spec, passed), checks_section(checks)]))
+    write_atomic(report, "\n".join([f"# {spec.title}\n", verdict_line(spec, checks), checks_section(checks)]))
     return Outcome(spec, checks, report, 0, 0, time.perf_counter() - start)
 
 

@@ -8,7 +8,7 @@ that decided it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 import torch
@@ -24,11 +24,34 @@ STEPS_TO_GAP = when(
 )
 
 
+Role = Literal["claim", "observation"]
+ROLE_TEXT = "claim: states the paper's claim (decides the verdict); observation: pins what we observe (must hold, decides nothing)"
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Whether a check's outcome survives moving each pick one lr step lower (else *fragile*) and
+    a one-ulp change of the data (else *chaotic*); None where it was not assessed (`why` says)."""
+
+    fragile: bool | None
+    fragile_text: str
+    chaotic: bool | None
+    chaotic_text: str
+
+    @property
+    def shaky(self) -> bool:
+        return bool(self.fragile or self.chaotic)
+
+
 @dataclass(frozen=True)
 class CheckResult:
     passed: bool
     statement: str  # the relation, e.g. "final_gap: 3-layer < 2-layer < 1-layer"
     evidence: str  # the numbers that decided it
+    values: tuple[float, ...] = ()  # those numbers, for comparing with a perturbed twin
+    margin: float = math.inf  # how far (relative) the closest value is from flipping the outcome
+    role: Role = "claim"
+    stability: Stability | None = None  # None: the kind has nothing to move (no tuned lr, no data)
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,11 @@ class Bounds:
             return (self.low is None or value > self.low) and (self.high is None or value < self.high)
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
+    def margin(self, value: float) -> float:
+        """Relative distance from `value` to the nearer bound."""
+        sides = [b for b in (self.low, self.high) if b is not None]
+        return min(relative_distance(value, b) for b in sides)
+
     def text(self) -> str:
         above, below = (">", "<") if self.strict else ("≥", "≤")
         sides = (f"{above} {self.low:g}" if self.low is not None else "", f"{below} {self.high:g}" if self.high is not None else "")
@@ -56,6 +84,7 @@ class _ModelCheck(BaseModel):
     `judge` decides; a model without usable runs fails the check, with the reason."""
 
     model_config = STRICT
+    role: Role = Field("claim", description=ROLE_TEXT)
 
     def model_refs(self) -> Refs:
         """(key path in the check, model name) of every model the check reads."""
@@ -137,7 +166,8 @@ class OrderCheck(_MetricCheck):
             self.seed_label(results, i) + " < ".join(_fmt(v) for v in row) + ("" if ok else " ✗")
             for i, (row, ok) in enumerate(zip(rows, holds))
         )
-        return CheckResult(all(holds), self.statement(), evidence)
+        margin = min(relative_distance(a, b) for row in rows for a, b in zip(row, row[1:]))
+        return CheckResult(all(holds), self.statement(), evidence, tuple(v for row in rows for v in row), margin)
 
 
 class RatioCheck(_MetricCheck):
@@ -171,7 +201,8 @@ class RatioCheck(_MetricCheck):
         evidence = "; ".join(
             self.seed_label(results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
         )
-        return CheckResult(all(holds), self.statement(), evidence)
+        margin = min(self.bounds().margin(r) for r in ratios)
+        return CheckResult(all(holds), self.statement(), evidence, tuple(ratios), margin)
 
 
 class BoundCheck(_MetricCheck):
@@ -202,7 +233,8 @@ class BoundCheck(_MetricCheck):
         values = self.values(results[self.model])
         holds = [self.bounds().holds(v) for v in values]
         evidence = "; ".join(self.seed_label(results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
-        return CheckResult(all(holds), self.statement(), evidence)
+        margin = min(self.bounds().margin(v) for v in values)
+        return CheckResult(all(holds), self.statement(), evidence, tuple(values), margin)
 
 
 class CloseCheck(_ModelCheck):
@@ -232,7 +264,8 @@ class CloseCheck(_ModelCheck):
         evidence = "; ".join(
             self.seed_label(results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
         )
-        return CheckResult(all(holds), self.statement(), evidence)
+        margin = min(relative_distance(d, self.tol) for d in devs)
+        return CheckResult(all(holds), self.statement(), evidence, tuple(devs), margin)
 
 
 class OvertakesCheck(_ModelCheck):
@@ -259,7 +292,9 @@ class OvertakesCheck(_ModelCheck):
         evidence = "; ".join(
             self.seed_label(results, i) + _overtaking_text(s) + ("" if ok else " ✗") for i, (s, ok) in enumerate(zip(seeds, holds))
         )
-        return CheckResult(all(holds), self.statement(), evidence)
+        steps = tuple(math.nan if s is None else s for s in seeds)
+        margin = min((relative_distance(s, self.by) for s in steps), default=math.inf) if self.by else math.inf
+        return CheckResult(all(holds), self.statement(), evidence, steps, margin)
 
 
 class ConvergesCheck(_ModelCheck):
@@ -291,14 +326,24 @@ class ConvergesCheck(_ModelCheck):
         passed = shrinking and order >= self.order_at_least
         listing = "; ".join(f"lr {lr:g}: {d:.3g}" for lr, d in zip(lrs, worst))
         evidence = f"max rel dev (worst seed) {listing}; fitted order {order:.3f}" + ("" if shrinking else "; not shrinking with the lr ✗")
-        return CheckResult(passed, self.statement(), evidence + ("" if order >= self.order_at_least else " ✗"))
+        evidence += "" if order >= self.order_at_least else " ✗"
+        return CheckResult(passed, self.statement(), evidence, (*worst, order), relative_distance(order, self.order_at_least))
 
 
 Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesCheck | ConvergesCheck, Field(discriminator="kind")]
 
 
 def evaluate(check: Check, results: Results) -> CheckResult:
-    return check.evaluate(results)
+    return replace(check.evaluate(results), role=check.role)
+
+
+def relative_distance(a: float, b: float) -> float:
+    """|a − b| relative to the larger magnitude (0 for equal values, NaN where either is)."""
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf  # a gap never reached against one reached, or no ratio: not a small change
+    return abs(a - b) / max(abs(a), abs(b))
 
 
 def _deviations(a: ModelResult, b: ModelResult, curve: str) -> list[float]:

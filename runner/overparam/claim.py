@@ -6,11 +6,12 @@ loading and located errors live in `specload`.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from overparam.checks import Check
+from overparam.checks import Check, CheckResult
 from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
 from overparam.yamlpos import Path_
 
@@ -34,32 +35,65 @@ def paper_text(ref: PaperRef | None) -> str:
 
 
 class Verdict(BaseModel):
-    """What we conclude about the paper's claim. The checks state the evidence behind it: if
-    they fail, the observation changed and the verdict must be revisited."""
+    """What we conclude about the paper's claim. Checks of role `claim` state the paper's claim
+    and decide, each only where it is robust and calm: all hold → reproduced; some hold →
+    partly reproduced; none → not reproduced; where fragile or chaotic ones leave it open →
+    inconclusive (decided_status). Checks of role `observation` pin what we observe instead and
+    must hold. The stated status must be the one the claim's checks decide: else the verdict is
+    undecided (its evidence changed)."""
 
     model_config = strict_with(
         when(
-            equals("status", ("partly reproduced", "not reproduced")),
+            equals("status", ("partly reproduced", "not reproduced", "inconclusive")),
             {"required": ["observed"], "properties": {"observed": {"pattern": r"\S"}}},
         )
     )
-    status: Literal["reproduced", "partly reproduced", "not reproduced", "by checks"] = Field(
-        ..., description="`by checks`: the checks state the paper's own claim, so they decide (for profiles not yet run)"
+    status: Literal["reproduced", "partly reproduced", "not reproduced", "inconclusive", "by checks"] = Field(
+        ..., description="`by checks`: whatever the claim's checks decide (for profiles not yet run)"
     )
-    observed: str = Field("", description="what we observe, in words; required for partly / not reproduced")
+    observed: str = Field("", description="what we observe, in words; required unless reproduced")
 
-    def decided(self, passed: bool) -> str:
-        """The status to show, given whether every check passed. A stated verdict whose checks
-        fail is undecided: the evidence behind it changed."""
+    def judge(self, checks: list[CheckResult]) -> Judgement:
+        """The status to show and whether the spec passes, from its checks (the class docstring)."""
+        pinned = [c for c in checks if c.role == "observation" and not c.passed]
+        decided = decided_status(checks)
         if self.status == "by checks":
-            return "reproduced" if passed else "not reproduced"
-        return self.status if passed else "undecided"
+            shown = decided or "reproduced"
+            return Judgement(shown, shown == "reproduced" and not pinned, "decided by the checks, which state the paper's claim")
+        if pinned:
+            return Judgement("undecided", False, f"an observation the verdict rests on no longer holds ({pinned[0].statement})")
+        if decided is not None and decided != self.status:
+            return Judgement("undecided", False, f"the checks of the paper's claim decide {decided}")
+        return Judgement(self.status, True, "")
 
     @model_validator(mode="after")
     def _explained(self) -> Verdict:
-        if self.status in ("partly reproduced", "not reproduced") and not self.observed.strip():
+        if self.status in ("partly reproduced", "not reproduced", "inconclusive") and not self.observed.strip():
             raise ValueError(f"a verdict of {self.status!r} needs `observed:` saying what we see instead")
         return self
+
+
+@dataclass(frozen=True)
+class Judgement:
+    status: str  # the status the report shows
+    passed: bool  # whether the evidence supports the stated verdict
+    why: str  # why, where it is not simply the stated status
+
+
+def decided_status(checks: list[CheckResult]) -> str | None:
+    """What the checks of the paper's claim decide (Verdict's docstring); None without any.
+    A check that is fragile or chaotic decides nothing either way: where such checks remain
+    besides the robust ones, the claim is partly reproduced only if robust checks both hold and
+    fail, and inconclusive otherwise."""
+    claim = [c for c in checks if c.role == "claim"]
+    if not claim:
+        return None
+    shaky = [c for c in claim if c.stability is not None and c.stability.shaky]
+    firm = [c for c in claim if c not in shaky]
+    held = sum(c.passed for c in firm)
+    if not shaky:
+        return "reproduced" if held == len(firm) else ("partly reproduced" if held else "not reproduced")
+    return "partly reproduced" if 0 < held < len(firm) else "inconclusive"
 
 
 CLAIM_RULES = (

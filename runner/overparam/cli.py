@@ -1,6 +1,6 @@
 """The `overparam` command: run, verify-all, validate, list, schema.
 
-Exit codes: 0 every check holds, 1 a check fails, 2 bad input (spec, data, paths: one located
+Exit codes: 0 the checks support every stated verdict, 1 they do not, 2 bad input (spec, data, paths: one located
 line per problem), 3 a fault of the machine or the run store (one line naming the path and what
 to do; `overparam --debug ...` shows the traceback), 130 interrupted (what was kept is said).
 """
@@ -166,8 +166,7 @@ def verify_all(
             err.print(f"[yellow]{spec.id}: no profile {profile!r}; running its default profile[/]")
         options = Options(store, reports, chosen, _checked_device(device), data_dir, fresh, checkpoint_every)
         outcomes.append(_verify_one(path, options, session))
-    rows = [(o.spec, o.report.name, o.passed, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}") for o in outcomes]
-    index = write_index(rows, reports)
+    index = write_index(specs, reports)
     _summary(outcomes)
     out.print(f"index: {index}")
     raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
@@ -226,8 +225,14 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
     out.print(f"{verdict} {outcome.spec.id} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}")
-    failing = [index for index, check in enumerate(outcome.checks) if not check.passed]
+    for warning in outcome.warnings:
+        err.print(f"[yellow]warning[/] {path}: {warning}", highlight=False)
+    # A claim check that fails where the verdict says so is evidence, not a failure: listed only when the run fails.
+    failing = [index for index, check in enumerate(outcome.checks) if not check.passed and not outcome.passed]
     located = check_locations(path, options.profile, failing) if failing else {}
+    judgement = outcome.spec.verdict.judge(outcome.checks)
+    if not outcome.passed:
+        out.print(f"  [red]✗[/] {path}: verdict: shown as {judgement.status}: {judgement.why}", highlight=False)
     for index in failing:
         check = outcome.checks[index]
         out.print(f"  [red]✗[/] {located[index]}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
@@ -236,11 +241,12 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
 
 def _summary(outcomes: list[Outcome]) -> None:
     table = Table(title="verify-all")
-    for column in ("claim", "status", "checks", "report"):
+    for column in ("claim", "status", "verdict", "checks", "report"):
         table.add_column(column)
     for o in outcomes:
         status = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
-        table.add_row(o.spec.id, status, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", str(o.report))
+        verdict = o.spec.verdict.judge(o.checks).status
+        table.add_row(o.spec.id, status, verdict, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", str(o.report))
     out.print(table)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from overparam import provenance
 from overparam.registry import kind_of
+from overparam.report import write_record
 from overparam.session import Options, Outcome, Progress, Session
 from overparam.specload import load_spec
 
@@ -19,4 +20,6 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
     provenance.git_commit(spec_path.resolve().parent)  # pin the commit before anything trains
     spec = load_spec(spec_path, options.profile)
     kind = kind_of(spec.model_dump(include={"experiment"}))
-    return kind.verify(spec, spec_path, options, session, progress, start)
+    outcome = kind.verify(spec, spec_path, options, session, progress, start)
+    write_record(spec, outcome.checks, outcome.report, options.profile)  # what the index shows of it
+    return outcome

@@ -3,6 +3,8 @@ whole-file writes), and the index of all claims."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from overparam import provenance
@@ -23,14 +25,25 @@ def report_name(spec_id: str, profile: str | None) -> str:
 
 def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None) -> list[str]:
     """The top of every report: title, status, the claim and the verdict."""
-    passed = sum(c.passed for c in checks)
-    status = "PASS" if passed == len(checks) else "FAIL"
+    judgement = spec.verdict.judge(checks)
     return [
         f"# {spec.title}\n",
-        f"**{status}**: {passed} of {len(checks)} checks hold · spec `{spec_path.name}` · profile `{profile or 'default'}`\n",
+        f"**{'PASS' if judgement.passed else 'FAIL'}**: {checks_summary(checks)} · spec `{spec_path.name}` · profile `{profile or 'default'}`\n",
         f"**Claim.** {spec.claim}\n",
-        verdict_line(spec, passed == len(checks)),
+        verdict_line(spec, checks),
     ]
+
+
+def checks_summary(checks: list[CheckResult]) -> str:
+    """ "claim checks 2/3 hold, observations 1/1; 1 fragile, none chaotic"."""
+    parts = []
+    for role, label in (("claim", "checks of the paper's claim"), ("observation", "observations")):
+        members = [c for c in checks if c.role == role]
+        if members:
+            parts.append(f"{label} {sum(c.passed for c in members)}/{len(members)} hold")
+    fragile = sum(bool(c.stability and c.stability.fragile) for c in checks)
+    chaotic = sum(bool(c.stability and c.stability.chaotic) for c in checks)
+    return ", ".join(parts) + f"; {fragile or 'none'} fragile, {chaotic or 'none'} chaotic"
 
 
 def key_value_table(title: str, rows: list[tuple[str, str]]) -> str:
@@ -55,27 +68,33 @@ def run_provenance(
     ]
 
 
-def verdict_line(spec: Claim, passed: bool) -> str:
-    """The spec's verdict and what it observed, unless its checks failed: then the observation no
-    longer holds, and the report says so instead of repeating it as fact."""
+def verdict_line(spec: Claim, checks: list[CheckResult]) -> str:
+    """The verdict the checks support, with what the spec observed; where they do not support
+    the stated one, why, instead of repeating the observation as fact."""
     verdict = spec.verdict
+    judgement = verdict.judge(checks)
     if verdict.status == "by checks":
-        return f"**Verdict: {verdict.decided(passed)} (decided by the checks, which state the paper's claim).**" + (
-            f" {verdict.observed}\n" if verdict.observed and passed else "\n"
-        )
-    if not passed:
+        return f"**Verdict: {judgement.status} ({judgement.why}).**" + (f" {verdict.observed}\n" if verdict.observed else "\n")
+    if not judgement.passed:
         return (
-            f"**Verdict: undecided.** The spec's verdict ({verdict.status}) rests on observations its checks test, and a check "
-            "fails below: the evidence no longer supports it. Revisit the verdict against the numbers below."
-            + (f" What the spec observed before: *{verdict.observed}*\n" if verdict.observed else "\n")
+            f"**Verdict: undecided.** The spec states *{verdict.status}*, but {judgement.why}: revisit the verdict against the "
+            "numbers below." + (f" What the spec observed before: *{verdict.observed}*\n" if verdict.observed else "\n")
         )
     return f"**Verdict: {verdict.status}.**" + (f" {verdict.observed}\n" if verdict.observed else "\n")
 
 
 def checks_section(checks: list[CheckResult]) -> str:
-    lines = ["## Checks\n", "| | check | evidence |", "|---|---|---|"]
+    lines = [
+        "## Checks\n",
+        "Role *claim*: states the paper's claim and decides the verdict; *observation*: pins what we observe. "
+        "*Robust* / *fragile*: the outcome stays / flips with the models moved from their picked lr to the next stable lr below. "
+        "*Calm* / *chaotic*: twin runs on the data times (1 + ε) move the check's numbers by less / more than its margin.\n",
+        "| | role | check | evidence | picks one step lower | data one ulp up |",
+        "|---|---|---|---|---|---|",
+    ]
     for check in checks:
-        lines.append(table_row("PASS" if check.passed else "**FAIL**", check.statement, check.evidence))
+        moved, twins = (check.stability.fragile_text, check.stability.chaotic_text) if check.stability else ("n/a", "n/a")
+        lines.append(table_row("PASS" if check.passed else "**FAIL**", check.role, check.statement, check.evidence, moved, twins))
     return "\n".join(lines) + "\n"
 
 
@@ -84,32 +103,91 @@ def write_atomic(path: Path, text: str) -> None:
     write_whole(path, lambda partial: partial.write_text(text, encoding="utf-8"))
 
 
-def write_index(rows: list[tuple[Claim, str, bool, str]], reports: Path) -> Path:
-    """`reports/README.md`: one row per claim (spec, report file, passed, checks summary), by group."""
+@dataclass(frozen=True)
+class Record:
+    """What the index shows of one report, kept beside it as JSON (reports/<name>.json)."""
+
+    spec_id: str
+    profile: str  # "default" or the profile's name
+    report: str  # the report's file name
+    passed: bool
+    verdict: str  # the status shown
+    summary: str  # checks_summary
+    shaky: list[str]  # "fragile: <statement>" / "chaotic: <statement>"
+    date: str
+    commit: str
+
+
+def write_record(spec: Claim, checks: list[CheckResult], report: Path, profile: str | None) -> Path:
+    judgement = spec.verdict.judge(checks)
+    shaky = [f"{flag}: {c.statement}" for c in checks if c.stability for flag in ("fragile", "chaotic") if getattr(c.stability, flag)]
+    record = Record(
+        spec.id,
+        profile or "default",
+        report.name,
+        judgement.passed,
+        judgement.status,
+        checks_summary(checks),
+        shaky,
+        provenance.now_utc(),
+        provenance.git_commit(report.resolve().parent),
+    )
+    path = report.with_suffix(".json")
+    write_atomic(path, json.dumps(asdict(record), indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_record(path: Path) -> Record | None:
+    """The record at `path`; None where there is none or it is not one (the index says "not run")."""
+    try:
+        return Record(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_index(specs: list[Claim], reports: Path) -> Path:
+    """`reports/README.md`: per claim, by group, the default and the `paper` profile's evidence,
+    read from the records beside their reports."""
     lines = [
         "# Claims of Arora, Cohen & Hazan (ICML 2018), verified\n",
-        "Written by `overparam verify-all`; each row links the report that holds its evidence. "
-        "The verdict is the spec's conclusion about the paper's claim; the checks test the observations behind it "
-        "(FAIL means the evidence no longer supports the verdict).\n",
+        "Written by `overparam verify-all`; each row links the reports that hold its evidence. The verdict follows the checks of "
+        "the paper's claim (reproduced only where they hold, robust to the next lower lr and calm to a one-ulp change of the data); "
+        "PASS means the evidence supports the spec's stated verdict, FAIL that it no longer does.\n",
     ]
     for group, heading in (("experiments", "Experiments"), ("theory", "Theory"), ("maps", "Maps (beyond the paper)")):
-        members = [row for row in rows if row[0].group == group]
+        members = [spec for spec in specs if spec.group == group]
         if not members:
             continue
         lines += [
             f"## {heading}\n",
-            "| claim | verdict | checks | what the paper states | what we observe |",
-            "|---|---|---|---|---|",
+            "| claim | verdict (default profile) | checks | `paper` profile | fragile or chaotic | what we observe |",
+            "|---|---|---|---|---|---|",
         ]
-        for spec, report, passed, summary in members:
-            statement = (spec.paper.statement if spec.paper else "") or spec.claim
-            checks = f"{'PASS' if passed else '**FAIL**'} {summary}"
+        for spec in members:
+            default = read_record(reports / f"{report_name(spec.id, None)}.json")
+            paper = _paper_cell(spec, reports)
+            if default is None:
+                lines.append(table_row(spec.title, "not run", "", paper, "", ""))
+                continue
+            status = f"{'PASS' if default.passed else '**FAIL**'}: {default.summary}"
             observed = spec.verdict.observed or "as the paper states"
-            if not passed and spec.verdict.status != "by checks":
-                observed = f"a check fails: the evidence no longer supports the stated verdict ({spec.verdict.status})"
-            lines.append(f"| [{spec.title}]({report}) | {spec.verdict.decided(passed)} | {checks} | {statement} | {observed} |")
+            shaky = "; ".join(default.shaky) or "none"
+            lines.append(table_row(f"[{spec.title}]({default.report})", default.verdict, status, paper, shaky, observed))
         lines.append("")
     lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")
     path = reports / "README.md"
     write_atomic(path, "\n".join(lines))
     return path
+
+
+def _paper_cell(spec: Claim, reports: Path) -> str:
+    if "paper" not in spec.profiles:
+        return "no paper profile"
+    name = report_name(spec.id, "paper")
+    record = read_record(reports / f"{name}.json")
+    if record is not None:
+        shaky = f"; {len(record.shaky)} fragile or chaotic" if record.shaky else ""
+        return f"[{record.verdict}]({record.report}): {'PASS' if record.passed else '**FAIL**'}{shaky} ({record.date[:10]}, {record.commit[:10]})"
+    if (reports / f"{name}.md").exists():
+        return f"[report]({name}.md) predates the evidence flags: rerun `--profile paper`"
+    return "not run"

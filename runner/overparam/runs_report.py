@@ -4,7 +4,7 @@ the header, the paper's numbers beside ours, the figure, the checks, the kind's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +33,31 @@ class ReportInputs:
     trained: int
     wall_s: float
     device: str
+    warnings: list[str] = field(default_factory=list)  # picks at a grid's edge
 
 
 Panels = list[tuple[str, list[ModelResult]]]
 
 
-def write_report(inputs: ReportInputs, reports: Path, panels: Panels, body: list[str]) -> Path:
+def write_report(inputs: ReportInputs, reports: Path, panels: Panels, caption: str, body: list[str]) -> Path:
     """The report of a claim whose runs are loss curves: the figure draws `panels` (title, the
-    picked result of each model in it), and `body` (the kind's own sections) follows the checks."""
+    picked result of each model in it) and `caption` says what they show; `body` (the kind's own
+    sections) follows the checks."""
     name = report_name(inputs.spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
     gap_figure(panels, f"{inputs.spec.title} [{inputs.profile or 'default'} profile]", figure)
     path = reports / f"{name}.md"
-    write_atomic(path, render(inputs, f"figures/{figure.name}", body))
+    write_atomic(path, render(inputs, f"figures/{figure.name}", caption, body))
     return path
 
 
-def render(inputs: ReportInputs, figure: str, body: list[str]) -> str:
+def render(inputs: ReportInputs, figure: str, caption: str, body: list[str]) -> str:
     spec = inputs.spec
     parts = [
         *header(spec, inputs.checks, inputs.spec_path, inputs.profile),
         _paper_section(inputs),
         f"![{spec.id}]({figure})\n",
-        "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate.\n",
+        caption + "\n",
         checks_section(inputs.checks),
         *body,
         _assumptions_section(spec, inputs.data),

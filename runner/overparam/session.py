@@ -11,7 +11,8 @@ from typing import Any, Protocol, TypeVar
 from overparam.checkpoint import DEFAULT_EVERY_S, Checkpoints
 from overparam.checks import CheckResult
 from overparam.claim import Claim
-from overparam.executors import Executor, InProcess, Job
+from overparam.data.dataset import Dataset
+from overparam.executors import Executor, InProcess, Job, jobs_for, train_jobs
 from overparam.plan import Run
 from overparam.store import RunStore, StoredRun
 
@@ -66,10 +67,36 @@ class Outcome:
     trained: int
     cached: int
     wall_s: float
+    warnings: list[str] = field(default_factory=list)  # for stderr: e.g. a pick at the edge of its grid
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        """Whether the evidence supports the spec's stated verdict (Verdict.judge)."""
+        return self.spec.verdict.judge(self.checks).passed
+
+
+@dataclass
+class Trainer:
+    """Runs from the store, training the missing ones where the session says, each on its data;
+    counts how many it trained over the invocation of one spec."""
+
+    options: Options
+    session: Session
+    progress: Progress
+    trained: int = 0
+
+    def fetch(self, label: str, runs: list[Run], data_of: Callable[[Run], Dataset]) -> dict[str, StoredRun]:
+        def train(todo: list[Run], store: RunStore) -> None:
+            by_data: dict[str, list[Run]] = {}
+            for run in todo:
+                by_data.setdefault(data_of(run).fingerprint, []).append(run)
+            jobs = [job for group in by_data.values() for job in jobs_for(group, data_of(group[0]))]
+            options = self.options
+            train_jobs(jobs, self.session.executor, store, options.device, self.progress.advance, options.checkpoints(jobs))
+
+        found, count = stored_runs(label, runs, self.options, self.progress, train)
+        self.trained += count
+        return found
 
 
 def stored_runs(

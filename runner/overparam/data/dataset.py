@@ -28,6 +28,14 @@ class Dataset:
         return int(self.X.shape[0]), int(self.X.shape[1])
 
 
+def one_ulp_up(dataset: Dataset, dtype: torch.dtype) -> Dataset:
+    """The rounding twin of `dataset`: X·(1 + ε), ε = `dtype`'s machine epsilon (2⁻⁵² in float64),
+    which moves every nonzero entry up by one or two ulps of the dtype the runs train in."""
+    X = dataset.X * (1.0 + torch.finfo(dtype).eps)
+    name = f"{dataset.name}, X·(1 + {torch.finfo(dtype).eps:.3g})"
+    return Dataset(X, dataset.y, tensor_digest(X, dataset.y), name, dataset.details)
+
+
 def standardized(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Z-score every feature and the target (population std; constant columns are left centred)."""
     std = X.std(dim=0, unbiased=False)

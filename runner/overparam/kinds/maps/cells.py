@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from overparam.checks import Bounds, CheckResult
 from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, Range, RegionCheck, depth_name
@@ -60,6 +60,10 @@ def _read(speedups: list[float], seeds: str) -> list[float]:
 
 
 def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:
+    return replace(_region_result(check, spec, cells), role=check.role)
+
+
+def _region_result(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:
     covered = [cells[key] for key in spec.cells_in(check)]
     statement = _statement(check, spec, len(covered))
     unusable = [c for c in covered if c.speedups is None]
@@ -70,10 +74,12 @@ def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, in
     failing = [(key, v) for key, vs in values.items() for v in vs if not _holds(check, v)]
     every = [v for vs in values.values() for v in vs]
     span = f"speed-ups {min(every):.3g}–{max(every):.3g} over {len(covered)} cells" + (" (medians)" if check.seeds == "median" else "")
+    margin = min(Bounds(check.above, check.below, strict=True).margin(v) for v in every)
     if not failing:
-        return CheckResult(True, statement, span)
+        return CheckResult(True, statement, span, tuple(every), margin)
     (row, depth), worst = failing[0]
-    return CheckResult(False, statement, f"{len({k for k, _ in failing})} cell(s) break it, e.g. {row}, depth {depth}: {worst:.3g}; {span}")
+    evidence = f"{len({k for k, _ in failing})} cell(s) break it, e.g. {row}, depth {depth}: {worst:.3g}; {span}"
+    return CheckResult(False, statement, evidence, tuple(every), margin)
 
 
 def _holds(check: RegionCheck, value: float) -> bool:

@@ -4,18 +4,22 @@ once; each cell's speed-up is read from the rows' picks; region checks; the map'
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from overparam.executors import jobs_for, train_jobs
+from overparam.checks import CheckResult, Stability
+from overparam.data.dataset import one_ulp_up
+from overparam.evidence import chaos, fragility, step_below
 from overparam.kind import Kind
 from overparam.kinds.maps.cells import RowResult, evaluate_region, map_cells
 from overparam.kinds.maps.report import MapInputs, write_map_report
-from overparam.kinds.maps.spec import MapSpec
-from overparam.kinds.regression.kind import dataset_for, optimum_for
-from overparam.plan import Run, plan_runs
-from overparam.select import select_models
-from overparam.session import Options, Outcome, Progress, Session, stored_runs
-from overparam.store import RunStore
+from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, RegionCheck, depth_name
+from overparam.kinds.regression.kind import dataset_for, optimum_for, twin_results
+from overparam.plan import plan_runs
+from overparam.refine import Tuning, tune
+from overparam.results import Results
+from overparam.session import Options, Outcome, Progress, Session, Trainer
+from overparam.trainer import DTYPES
 
 
 def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
@@ -24,26 +28,61 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     planned = {name: plan_runs(row, data[name].fingerprint) for name, row in rows.items()}
     unique = list({run.key: run for runs in planned.values() for run in runs}.values())  # rows may share runs
     data_of = {run.key: data[name] for name, runs in planned.items() for run in runs}
-
-    def train(todo: list[Run], store: RunStore) -> None:
-        by_data: dict[str, list[Run]] = {}
-        for run in todo:
-            by_data.setdefault(data_of[run.key].fingerprint, []).append(run)
-        jobs = [job for runs in by_data.values() for job in jobs_for(runs, data_of[runs[0].key])]
-        train_jobs(jobs, session.executor, store, options.device, progress.advance, options.checkpoints(jobs))
-
-    stored, trained = stored_runs(spec.id, unique, options, progress, train)
-    results = []
-    for name, row in rows.items():
-        optima = {p: optimum_for(session, data[name], p) for p in row.exponents}
-        results.append(RowResult(name, select_models(row, planned[name], stored, optima)[0]))
+    trainer = Trainer(options, session, progress)
+    stored = trainer.fetch(spec.id, unique, lambda run: data_of[run.key])
+    tunings = {
+        name: Tuning(row, data[name], list(planned[name]), {p: optimum_for(session, data[name], p) for p in row.exponents})
+        for name, row in rows.items()
+    }
+    tune(list(tunings.values()), trainer, f"{spec.id} (refining the lrs)", stored)
+    unique = list({run.key: run for tuning in tunings.values() for run in tuning.runs}.values())
+    results = [RowResult(name, tuning.results) for name, tuning in tunings.items() if tuning.results is not None]
+    twins, twin_runs = [], []
+    for name, tuning in tunings.items():
+        assert tuning.results is not None
+        picked = sorted((model, r.lr) for model, r in tuning.results.picked.items() if r.lr is not None)
+        twin_data = one_ulp_up(data[name], DTYPES[tuning.spec.train.dtype])
+        row_twins, runs = twin_results(tuning.spec, tuning.results, picked, twin_data, trainer, tuning.optima)
+        twins.append(RowResult(name, row_twins))
+        twin_runs += runs
     cells = map_cells(spec, results)
-    checks = [evaluate_region(check, spec, cells) for check in spec.checks]
+    checks = [region_evidence(check, spec, results, tunings, twins) for check in spec.checks]
     wall_s = time.perf_counter() - start
-    stored_list = [stored[r.key] for r in unique]
-    inputs = MapInputs(spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trained, wall_s, options.device)
+    stored_list = [stored[r.key] for r in unique] + twin_runs
+    inputs = MapInputs(spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trainer.trained, wall_s, options.device)
     report = write_map_report(inputs, options.reports)
-    return Outcome(spec, checks, report, trained, len(unique) - trained, wall_s)
+    return Outcome(spec, checks, report, trainer.trained, len(stored_list) - trainer.trained, wall_s)
+
+
+def region_evidence(
+    check: RegionCheck, spec: MapSpec, rows: list[RowResult], tunings: dict[str, Tuning], twins: list[RowResult]
+) -> CheckResult:
+    """The region check with its stability: fragile when moving every deep net, depth 1, or both,
+    one lr step lower in every cell flips it; chaotic under the one-ulp twins of every pick."""
+    result = evaluate_region(check, spec, map_cells(spec, rows))
+    deep = {depth_name(n) for n in spec.depths}
+    moves = {"every deep net one step lower": deep, "depth 1 one step lower": {depth_name(BASELINE_DEPTH)}}
+    moves["both"] = set().union(*moves.values())
+    flips = []
+    for label, names in moves.items():
+        moved = [RowResult(row.name, lowered(row.results, tunings[row.name], names)) for row in rows]
+        outcome = evaluate_region(check, spec, map_cells(spec, moved))
+        if outcome.passed != result.passed:
+            flips.append((label, outcome))
+    fragile, fragile_text = fragility(result, flips, len(moves), "in every cell at once; where no stable lr is below, the pick stays")
+    chaotic, chaotic_text = chaos(result, evaluate_region(check, spec, map_cells(spec, twins)))
+    return replace(result, stability=Stability(fragile, fragile_text, chaotic, chaotic_text))
+
+
+def lowered(results: Results, tuning: Tuning, names: set[str]) -> Results:
+    """`results` with each model in `names` at the next stable lr below its pick (where there is one)."""
+    assert tuning.sweeps is not None
+    picked = dict(results.picked)
+    for name in names:
+        below = step_below(tuning.sweeps[name], picked[name].lr)
+        if below is not None:
+            picked[name] = results.by_lr[name][below]
+    return Results(picked, results.by_lr)
 
 
 KIND = Kind("map", MapSpec, verify)

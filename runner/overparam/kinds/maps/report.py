@@ -89,7 +89,9 @@ def _lr_table(inputs: MapInputs) -> str:
     depths = _depths(inputs)
     lines = [
         "## Tuned learning rates\n",
-        "Per row and depth, the lr with the lowest median final gap among those where no seed diverged.\n",
+        "Per row and depth, the lr with the lowest median final gap among those where no seed diverged"
+        + _refine_text(inputs.spec.tune.refine)
+        + ".\n",
         f"| {inputs.spec.rows.axis} | grid | depth 1 | " + " | ".join(f"depth {n}" for n in depths) + " |",
         "|---|---|---|" + "---|" * len(depths),
     ]
@@ -99,6 +101,12 @@ def _lr_table(inputs: MapInputs) -> str:
         lrs = [_lr_text(inputs.cells[row, n].lr) for n in depths]
         lines.append(f"| {row} | {grid} | {_lr_text(first.baseline_lr)} | " + " | ".join(lrs) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _refine_text(refine: int | None) -> str:
+    if refine is None:
+        return ", resolved to the grid's step (no refinement)"
+    return f"; each pick refined until bracketed within a factor 2^(1/{refine}) = {2 ** (1 / refine):.3f} by lrs run around it (not shown in the grid)"
 
 
 def _lr_text(lr: float | None) -> str:

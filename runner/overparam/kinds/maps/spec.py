@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
+from overparam.checks import ROLE_TEXT, Role
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.data import DataSpec
 from overparam.engine.init import NormalInit
@@ -118,6 +119,7 @@ class RegionCheck(BaseModel):
     above: float | None = Field(None, gt=0.0)
     below: float | None = Field(None, gt=0.0)
     seeds: Literal["all", "median"] = "all"
+    role: Role = Field("claim", description=ROLE_TEXT)
 
     @model_validator(mode="after")
     def _has_bound(self) -> RegionCheck:
@@ -135,6 +137,7 @@ class MapTune(BaseModel):
     model_config = STRICT
     lr: Lrs | None = Field(None, min_length=1, max_length=64)
     pick: Literal["lowest_final_gap", "lowest_mean_log_gap"] = "lowest_final_gap"
+    refine: int | None = Field(None, ge=1, le=8, description="bracket each cell's picks within a factor 2^(1/refine) of their neighbours")
 
 
 class MapSpec(Claim):
@@ -239,7 +242,9 @@ class MapSpec(Claim):
             "loss": loss,
             "train": self.train.model_copy(update={"init": init}),
             "models": models,
-            "tune": Tune(lr=level.lr or self.tune.lr or [], pick=self.tune.pick),  # reference_errors: one of the two is set
+            "tune": Tune(
+                lr=level.lr or self.tune.lr or [], pick=self.tune.pick, refine=self.tune.refine
+            ),  # reference_errors: one of the two is set
         }
         # Every part was validated above or when this spec loaded; the row only recombines them.
         return RegressionSpec.model_construct(**fields)

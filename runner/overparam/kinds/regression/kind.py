@@ -7,17 +7,20 @@ from pathlib import Path
 
 from overparam.checks import evaluate
 from overparam.data import load_dataset
-from overparam.data.dataset import Dataset
-from overparam.executors import jobs_for, train_jobs
+from overparam.data.dataset import Dataset, one_ulp_up
+from overparam.evidence import assessed, read_lrs
 from overparam.kind import Kind
-from overparam.kinds.regression.report import regression_body, regression_panels
+from overparam.kinds.regression.report import regression_body, regression_caption, regression_panels
 from overparam.kinds.regression.spec import RegressionSpec
 from overparam.losses import lp_optimum
-from overparam.plan import Run, plan_runs
+from overparam.plan import Run, plan_runs, run_config
+from overparam.refine import Tuning, edge_warnings, tune
+from overparam.results import ModelResult, Results
 from overparam.runs_report import ReportInputs, write_report
-from overparam.select import select_models
-from overparam.session import Options, Outcome, Progress, Session, stored_runs
-from overparam.store import RunStore
+from overparam.select import model_result
+from overparam.session import Options, Outcome, Progress, Session, Trainer
+from overparam.store import StoredRun
+from overparam.trainer import DTYPES
 
 
 def dataset_for(session: Session, spec: RegressionSpec, spec_path: Path, data_dir: Path | None) -> Dataset:
@@ -34,15 +37,17 @@ def optimum_for(session: Session, data: Dataset, p: float) -> float:
 def verify(spec: RegressionSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
     data = dataset_for(session, spec, spec_path, options.data_dir)
     runs = plan_runs(spec, data.fingerprint)
-
-    def train(todo: list[Run], store: RunStore) -> None:
-        jobs = jobs_for(todo, data)
-        train_jobs(jobs, session.executor, store, options.device, progress.advance, options.checkpoints(jobs))
-
-    stored, trained = stored_runs(spec.id, runs, options, progress, train)
+    trainer = Trainer(options, session, progress)
+    stored = trainer.fetch(spec.id, runs, lambda _: data)
     optima = {p: optimum_for(session, data, p) for p in spec.exponents}
-    results, sweeps = select_models(spec, runs, stored, optima)
-    checks = [evaluate(check, results) for check in spec.checks]
+    tuning = Tuning(spec, data, list(runs), optima)
+    tune([tuning], trainer, f"{spec.id} (refining the lrs)", stored)
+    assert tuning.results is not None and tuning.sweeps is not None
+    runs, results, sweeps = tuning.runs, tuning.results, tuning.sweeps
+    targets = {(name, lr) for check in spec.checks for name, lr in read_lrs(check, results.picked).items()}
+    twins, twin_runs = twin_results(spec, results, sorted(targets), one_ulp_up(data, DTYPES[spec.train.dtype]), trainer, optima)
+    checks = [assessed(check, evaluate(check, results), results, sweeps, twins) for check in spec.checks]
+    warnings = edge_warnings(spec, results, sweeps)
     wall_s = time.perf_counter() - start
     inputs = ReportInputs(
         spec=spec,
@@ -53,13 +58,40 @@ def verify(spec: RegressionSpec, spec_path: Path, options: Options, session: Ses
         results=results,
         sweeps=sweeps,
         checks=checks,
-        stored=[stored[r.key] for r in runs],
-        trained=trained,
+        stored=[stored[r.key] for r in runs] + twin_runs,
+        trained=trainer.trained,
         wall_s=wall_s,
         device=options.device,
+        warnings=warnings,
     )
-    report = write_report(inputs, options.reports, regression_panels(inputs), regression_body(inputs))
-    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
+    panels = regression_panels(inputs)
+    report = write_report(inputs, options.reports, panels, regression_caption(panels), regression_body(inputs))
+    return Outcome(spec, checks, report, trainer.trained, len(runs) + len(twin_runs) - trainer.trained, wall_s, warnings)
+
+
+def twin_results(
+    spec: RegressionSpec,
+    results: Results,
+    targets: list[tuple[str, float]],
+    twin_data: Dataset,
+    trainer: Trainer,
+    optima: dict[float, float],
+) -> tuple[Results, list[StoredRun]]:
+    """Each (model, lr) of `targets` rerun on the one-ulp twin of the data (keyed by its
+    fingerprint), as Results checks can read (a model not rerun stays as it was); and those runs.
+    The twins' L* is taken as the data's: it moves by ~1e-16 relative, below the gaps' rounding floor."""
+    runs = []
+    for name, lr in targets:
+        for seed in spec.seeds:
+            config = run_config(spec, spec.model(name), lr, seed)
+            runs.append(Run(name, lr, seed, config, config.key(twin_data.fingerprint)))
+    stored = trainer.fetch(f"{spec.id} (one-ulp twins)", runs, lambda run: twin_data)
+    by_lr: dict[str, dict[float, ModelResult]] = {}
+    for name, lr in targets:
+        seed_runs = [stored[run.key] for run in runs if (run.model, run.lr) == (name, lr)]
+        by_lr.setdefault(name, {})[lr] = model_result(name, lr, spec, seed_runs, optima[spec.loss_of(name).p])
+    picked = {name: by_lr.get(name, {}).get(result.lr or -1.0, result) for name, result in results.picked.items()}
+    return Results(picked, by_lr), [stored[run.key] for run in runs]
 
 
 KIND = Kind("regression", RegressionSpec, verify)

@@ -7,6 +7,7 @@ import math
 
 from pydantic import BaseModel
 
+from overparam.checks import CloseCheck, ConvergesCheck
 from overparam.kinds.regression.models import ModelSpec
 from overparam.kinds.regression.spec import RegressionSpec, Train
 from overparam.report import key_value_table
@@ -16,12 +17,35 @@ from overparam.select import score_text
 
 
 def regression_panels(inputs: ReportInputs) -> Panels:
-    """One panel per ℓp exponent, L − L* of each model at its picked lr."""
+    """One panel per ℓp exponent, L − L* of each model at its picked lr; and where checks compare
+    curves (close, converges), one of the relative deviation between each compared pair, which
+    the gap panel cannot show (the curves lie on top of each other)."""
     spec = inputs.spec
-    return [
+    panels: Panels = [
         (f"ℓ{p:g} loss − L* (distance from optimum)", [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p])
         for p in spec.exponents
     ]
+    pairs = list(dict.fromkeys(tuple(c.models) for c in spec.checks if isinstance(c, CloseCheck | ConvergesCheck)))
+    deviations = [_deviation(inputs.results.picked[a], inputs.results.picked[b]) for a, b in pairs]
+    if deviations:
+        panels.append(("relative deviation of the loss |L − L'| / L' (picked lr)", deviations))
+    return panels
+
+
+def regression_caption(panels: Panels) -> str:
+    deviation = (
+        " The last panel: each compared pair's relative loss deviation (median over seeds, band min–max)."
+        if len(panels) > 1 and "deviation" in panels[-1][0]
+        else ""
+    )
+    return "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate." + deviation
+
+
+def _deviation(a: ModelResult, b: ModelResult) -> ModelResult:
+    """a's loss deviation from b's, per seed and step, as a curve the gap figure draws."""
+    if a.lr is None or b.lr is None or a.lr != b.lr:
+        return ModelResult(f"{a.name} vs {b.name}", None, a.seeds, a.steps, a.losses, 0.0, why_none="not at one lr")
+    return ModelResult(f"{a.name} vs {b.name}", a.lr, a.seeds, a.steps, (a.losses - b.losses).abs() / b.losses.abs(), 0.0)
 
 
 def regression_body(inputs: ReportInputs) -> list[str]:
@@ -29,24 +53,33 @@ def regression_body(inputs: ReportInputs) -> list[str]:
 
 
 def _results_section(inputs: ReportInputs) -> str:
+    spec = inputs.spec
     results = list(inputs.results.picked.values())
     level = _common_gap_level(results)
-    seeds = inputs.spec.seeds
-    head = "| model | picked lr | " + " | ".join(f"L − L*, seed {s}" for s in seeds) + f" | steps to L − L* ≤ {level:.3g} (median) |"
-    lines = ["## Results per model\n", head, "|" + "---|" * (3 + len(seeds))]
+    seeds = spec.seeds
+    usable = [r for r in results if r.lr is not None]
+    # When every model is at the level by the first record, the column says nothing: dropped.
+    timed = any(median(metric_per_seed(r, "steps_to_gap", gap=level)) > float(r.steps[1]) for r in usable if len(r.steps) > 1)
+    head = "| model | picked lr (paper's units) | " + " | ".join(f"L − L*, seed {s}" for s in seeds) + " |"
+    head += f" steps to L − L* ≤ {level:.3g} (median) |" if timed else ""
+    lines = ["## Results per model\n", head, "|" + "---|" * (2 + len(seeds) + timed)]
     for r in results:
         if r.lr is None:
-            lines.append(f"| {r.name} | none: {r.why_none} |" + " — |" * (len(seeds) + 1))
+            lines.append(f"| {r.name} | none: {r.why_none} |" + " — |" * (len(seeds) + timed))
             continue
         finals = " | ".join(f"{g:.4g}" for g in r.gaps[:, -1].tolist())
-        lines.append(f"| {r.name} | {r.lr:g} | {finals} | {_steps_to(r, level)} |")
+        paper_lr = spec.loss_of(r.name).p * r.lr
+        lines.append(f"| {r.name} | {r.lr:g} ({paper_lr:.3g}) | {finals} |" + (f" {_steps_to(r, level)} |" if timed else ""))
     lines.append(
-        f"\nThe step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
+        "\nThe paper's loss carries a 1/p factor ours does not, so its lr for the same steps is p × ours (in brackets)."
+        + (
+            f" The step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
+            if timed
+            else "\n"
+        )
     )
     if any(r.at_optimum for r in results):
-        lines.append(
-            f"A gap shown as 0 is within rounding of L* (|L − L*| ≤ {ROUNDING[inputs.spec.train.dtype]:.2g}·L*), not a measured value.\n"
-        )
+        lines.append(f"A gap shown as 0 is within rounding of L* (|L − L*| ≤ {ROUNDING[spec.train.dtype]:.2g}·L*), not a measured value.\n")
     return "\n".join(lines)
 
 
@@ -56,21 +89,35 @@ def _sweep_section(inputs: ReportInputs) -> str:
         "lowest_final_gap": "median over seeds of the final L − L*",
         "smallest": "median over seeds of the final L − L*; every lr is compared and the smallest is shown",
         "lowest_mean_log_gap": "median over seeds of the mean of log10(L − L*) over the run",
+        "fastest": f"median over seeds of the steps to reach L − L* ≤ {spec.tune.gap or 0:g}, ties broken by the final gap",
     }[spec.tune.pick]
     lines = [
         "## Learning-rate sweep\n",
-        f"Score per lr ({rule}; lower is better; an lr where any seed diverged is never picked). **Bold**: picked.\n",
+        f"Pick rule `{spec.tune.pick}`: score per lr is the {rule}; lower is better; an lr where any seed diverged is never picked. "
+        "**Bold**: picked." + _refine_text(spec) + "\n",
     ]
     lines.append("| lr | " + " | ".join(m.name for m in spec.models) + " |")
     lines.append("|---|" + "---|" * len(spec.models))
-    for lr in spec.all_lrs:
+    for lr in sorted({s.lr for sweep in inputs.sweeps.values() for s in sweep}):
         cells = []
         for model in spec.models:
             score = next((s for s in inputs.sweeps[model.name] if s.lr == lr), None)
             text = "—" if score is None else score_text(score, spec.tune.pick)
             cells.append(f"**{text}**" if inputs.results.picked[model.name].lr == lr else text)
-        lines.append(f"| {lr:g} | " + " | ".join(cells) + " |")
+        refined = "" if lr in spec.all_lrs else " †"
+        lines.append(f"| {lr:g}{refined} | " + " | ".join(cells) + " |")
+    for warning in inputs.warnings:
+        lines.append(f"\n**Warning.** {warning}.")
     return "\n".join(lines) + "\n"
+
+
+def _refine_text(spec: RegressionSpec) -> str:
+    if spec.tune.refine is None:
+        return " No refinement: each pick is resolved to its grid's step."
+    return (
+        f" † refined: each pick is bracketed by run lrs within a factor 2^(1/{spec.tune.refine}) = {2 ** (1 / spec.tune.refine):.3f} "
+        "(to 3 significant digits) on both sides, by running geometric midpoints."
+    )
 
 
 def _setup_section(inputs: ReportInputs) -> str:
@@ -79,7 +126,7 @@ def _setup_section(inputs: ReportInputs) -> str:
     models = "; ".join(_model_text(m) for m in spec.models)
     rows = [
         ("data", f"{data.name}: {data.shape[0]} rows × {data.shape[1]} features"),
-        ("loss", "; ".join(_loss_text(p, inputs.optima[p]) for p in spec.exponents)),
+        ("loss", "; ".join(_loss_text(p, inputs.optima[p], float(data.y.abs().pow(p).mean())) for p in spec.exponents)),
         ("models", models),
         ("optimizer", f"full-batch {_config_text(train.optimizer)}, weight decay {train.weight_decay:g}"),
         ("steps", _schedule_text(train)),
@@ -95,12 +142,16 @@ def _grids_text(spec: RegressionSpec) -> str:
     own = [f"{m.name}: " + ", ".join(f"{v:g}" for v in spec.lr_grid(m.name)) for m in spec.models if m.lr]
     shared = ", ".join(f"{v:g}" for v in spec.tune.lr)
     text = f"{shared}" + (f" (own grids: {'; '.join(own)})" if own else "")
-    return text + f"; pick: {spec.tune.pick}"
+    refine = f", refined to a factor 2^(1/{spec.tune.refine})" if spec.tune.refine else ""
+    return text + f"; pick: {spec.tune.pick}{refine}"
 
 
-def _loss_text(p: float, optimum: float) -> str:
+def _loss_text(p: float, optimum: float, at_zero: float) -> str:
     method = "least squares" if p == 2 else "Newton"
-    return f"ℓ{p:g}: mean over examples of |xᵀw − y|^{p:g} (no 1/p factor), L* = {optimum:.12g} (exact, {method})"
+    start = f"L(w = 0) = mean |y|^{p:g} = {at_zero:.4g}" + (
+        " (the z-scored target's kurtosis: where near-zero inits start)" if p == 4 else ""
+    )
+    return f"ℓ{p:g}: mean over examples of |xᵀw − y|^{p:g} (no 1/p factor), L* = {optimum:.12g} (exact, {method}), {start}"
 
 
 def _schedule_text(train: Train) -> str:

@@ -12,7 +12,7 @@ from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
 from overparam.kinds.regression.models import EndToEndModel, LinearNet, ModelSpec, WarmupFormModel
 from overparam.losses import LpLoss
-from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
+from overparam.strict import UNIQUE, equals, strict_with, when
 from overparam.yamlpos import Path_
 
 
@@ -95,13 +95,27 @@ class Tune(BaseModel):
     """Per-model learning rate: every value of the grid is run; `pick` chooses one per model.
 
     Seeds combine by the median of the pick metric; an lr where any seed diverged is never picked.
+    With `refine`, each pick is then bracketed: the geometric midpoint toward each neighbouring lr
+    (the first diverged one above all) is run, round after round, until both neighbours lie within
+    a factor 2^(1/refine) of the pick (lrs are kept to 3 significant digits, so within 1% of that).
     """
 
-    model_config = STRICT
-    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] = Field(..., min_length=1, max_length=64, json_schema_extra=UNIQUE)
-    pick: Literal["lowest_final_gap", "lowest_mean_log_gap", "smallest"] = Field(
-        "lowest_final_gap", description="smallest: the smallest lr of the grid (for fidelity specs, where every lr is compared)"
+    model_config = strict_with(
+        {
+            "allOf": [
+                when(equals("pick", "fastest"), {"required": ["gap"], "properties": {"gap": {"type": "number"}}}),
+                when(equals("pick", "smallest"), {"properties": {"refine": {"type": "null"}}}),
+            ]
+        }
     )
+    lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] = Field(..., min_length=1, max_length=64, json_schema_extra=UNIQUE)
+    pick: Literal["lowest_final_gap", "lowest_mean_log_gap", "fastest", "smallest"] = Field(
+        "lowest_final_gap",
+        description="fastest: fewest steps to reach `gap`, ties broken by the final gap; "
+        "smallest: the smallest lr of the grid (for fidelity specs, where every lr is compared)",
+    )
+    gap: float | None = Field(None, gt=0.0, description="with pick: fastest, the gap L − L* to reach")
+    refine: int | None = Field(None, ge=1, le=8, description="bracket each pick within a factor 2^(1/refine) of its neighbours")
 
     @field_validator("lr")
     @classmethod
@@ -109,6 +123,14 @@ class Tune(BaseModel):
         if len(set(grid)) != len(grid):
             raise ValueError("the grid repeats a value")
         return sorted(grid)
+
+    @model_validator(mode="after")
+    def _rule_inputs(self) -> Tune:
+        if self.pick == "fastest" and self.gap is None:
+            raise ValueError("pick: fastest needs `gap: <the L − L* to reach>`")
+        if self.pick == "smallest" and self.refine is not None:
+            raise ValueError("pick: smallest takes the grid's smallest lr, which refinement cannot move; drop refine")
+        return self
 
 
 class RegressionSpec(Claim):
@@ -124,6 +146,10 @@ class RegressionSpec(Claim):
                 when(  # the end-to-end rule and the warm-up form take plain GD steps (the default optimizer)
                     {"required": ["models"], "properties": {"models": {"contains": equals("kind", ("end_to_end", "warmup_form"))}}},
                     {"properties": {"train": {"properties": {"optimizer": {"properties": {"kind": {"const": "gd"}}}}}}},
+                ),
+                when(  # refined lrs are not whole divisors of a horizon
+                    {"required": ["tune"], "properties": {"tune": {"required": ["refine"], "properties": {"refine": {"type": "integer"}}}}},
+                    {"properties": {"train": {"properties": {"horizon": {"type": "null"}}}}},
                 ),
                 when(
                     {"required": ["models"], "properties": {"models": {"contains": equals("kind", "warmup_form")}}},
@@ -173,6 +199,8 @@ class RegressionSpec(Claim):
 
     def reference_errors(self) -> list[tuple[Path_, str]]:
         problems = super().reference_errors()
+        if self.tune.refine is not None and self.train.horizon is not None:
+            problems.append((("tune", "refine"), "refined lrs would not fit the horizon schedule; use train.steps, or drop refine"))
         for i, lr in enumerate(self.tune.lr):
             if why := self.train.schedule_error(lr):
                 problems.append((("tune", "lr", i), why))

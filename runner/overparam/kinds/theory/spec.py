@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from overparam.checks import ROLE_TEXT, Role
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.strict import STRICT, given, strict_with
 from overparam.yamlpos import Path_
@@ -78,6 +79,7 @@ class ValueCheck(BaseModel):
     lo: float | None = None
     hi: float | None = None
     says: str = ""
+    role: Role = Field("claim", description=ROLE_TEXT)
 
     def model_refs(self) -> list[tuple[Path_, str]]:
         return []

@@ -28,4 +28,5 @@ def evaluate_value(check: ValueCheck, results: list[ProbeResult], seeds: list[in
     bounds = Bounds(check.lo, check.hi)
     holds = [bounds.holds(v) for v in values]
     evidence = "; ".join(f"seed {s}: {v:.3g}" + ("" if ok else " ✗") for s, v, ok in zip(seeds, values, holds))
-    return CheckResult(all(holds), f"{check.metric} {bounds.text()}", evidence)
+    margin = min(bounds.margin(v) for v in values)
+    return CheckResult(all(holds), f"{check.metric} {bounds.text()}", evidence, tuple(values), margin, check.role)
