@@ -63,6 +63,8 @@ CORPUS: dict[str, str | bytes] = {
     "refine_zero": mutated(tune__refine=0),
     "unknown_check_role": mutated(checks__0__role="claimed"),
     "inconclusive_without_observed": mutated(verdict__status="inconclusive"),
+    "paper_curve_wrong_length": mutated(paper__curve_steps=[100, 200], paper__curves={"shallow": [0.1]}),
+    "paper_curve_unknown_model": mutated(paper__curve_steps=[100], paper__curves={"nobody": [0.1]}),
     "wrong_type_models": mutated(models="all of them"),
     "wrong_type_seeds": mutated(seeds="0,1"),
     "wrong_type_check": mutated(checks=["order"]),

@@ -26,6 +26,8 @@ VALIDATOR = Draft202012Validator(SCHEMA)
 # with the words of that rule, which the schema must carry.
 IN_WORDS = {
     "check_unknown_model": "every model a check names",
+    "paper_curve_wrong_length": "one value per step of `curve_steps`",
+    "paper_curve_unknown_model": "paper.curves, is one of the models",
     "duplicate_model_names": "models have distinct names",
     "model_names_repeated": "models have distinct names",
     "at_step_not_recorded": "at_step is a recorded step",

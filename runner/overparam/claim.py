@@ -12,19 +12,35 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.checks import Check, CheckResult
-from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
+from overparam.strict import UNIQUE, equals, strict_with, when
 from overparam.yamlpos import Path_
 
 
 class PaperRef(BaseModel):
     """Where the claim is in the paper and the numbers it reports (read off its log plots)."""
 
-    model_config = STRICT
+    model_config = strict_with(rules=("every curve of `curves` has one value per step of `curve_steps`",))
     section: str
     figure: str = ""
     statement: str = Field("", description="what the paper's figure shows, in words")
     final_gap: dict[str, float] = Field(default_factory=dict, description="model name -> L − L* the paper reports")
     at_step: int | None = Field(None, ge=1, description="the step those numbers are read at")
+    curve_steps: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, description="the steps at which `curves` are read")
+    curves: dict[str, list[Annotated[float, Field(gt=0.0)]]] = Field(
+        default_factory=dict, description="model name -> L − L* at each of curve_steps, read off the paper's figure"
+    )
+    reading: str = Field("", description="how `curves` were read off the figure, and to what precision")
+
+    @model_validator(mode="after")
+    def _one_value_per_step(self) -> PaperRef:
+        for name, values in self.curves.items():
+            if len(values) != len(self.curve_steps):
+                raise ValueError(f"curves.{name} has {len(values)} values for {len(self.curve_steps)} curve_steps; give one per step")
+        return self
+
+    def readings(self, name: str) -> list[tuple[int, float]]:
+        """(step, L − L*) of model `name` read off the paper's figure."""
+        return list(zip(self.curve_steps, self.curves.get(name, [])))
 
 
 def paper_text(ref: PaperRef | None) -> str:
@@ -98,7 +114,7 @@ def decided_status(checks: list[CheckResult]) -> str | None:
 
 CLAIM_RULES = (
     "models have distinct names",
-    "every model a check names, and every key of paper.final_gap, is one of the models",
+    "every model a check names, and every key of paper.final_gap and paper.curves, is one of the models",
     "a check's lr is in the lr grid of every model it reads",
     "a check's at_step is a recorded step of every model it reads, at every lr of its grid",
     "each profile, merged into the spec (mappings key by key, any other value replaced), is a valid spec",
@@ -146,9 +162,10 @@ class Claim(BaseModel):
             problems.append((("seeds",), "seeds repeat a value"))
         for i, check in enumerate(self.checks):
             problems += self._check_errors(i, check, names)
-        for name in self.paper.final_gap if self.paper else {}:
-            if name not in names:
-                problems.append((("paper", "final_gap", name), f"no model named {name!r}"))
+        for key in ("final_gap", "curves"):
+            for name in getattr(self.paper, key) if self.paper else {}:
+                if name not in names:
+                    problems.append((("paper", key, name), f"no model named {name!r}"))
         return problems
 
     def _check_errors(self, i: int, check: Check, names: list[str]) -> list[tuple[Path_, str]]:

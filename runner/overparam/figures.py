@@ -22,12 +22,15 @@ COLOURS = ["tab:blue", "tab:green", "tab:red", "tab:cyan", "tab:purple", "tab:ol
 GAP_FLOOR = 1e-16
 
 
-def gap_figure(panels: list[tuple[str, list[ModelResult]]], title: str, path: Path) -> None:
+def gap_figure(
+    panels: list[tuple[str, list[ModelResult]]], title: str, path: Path, marks: dict[str, list[tuple[float, float]]] | None = None
+) -> None:
     """One log-scale panel per (y label, models): median over seeds as a line, the min–max over
-    seeds as a band. Written atomically."""
+    seeds as a band; `marks` (model name -> (step, value)) drawn as crosses in the model's colour
+    where its panel's steps reach. Written atomically."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), dpi=120, squeeze=False)
     for ax, (ylabel, results) in zip(axes[0], panels):
-        _draw_panel(ax, results, ylabel)
+        _draw_panel(ax, results, ylabel, marks or {})
     fig.suptitle(textwrap.fill(title, width=70 * len(panels)), fontsize=10)
     save_atomic(fig, path)
 
@@ -41,8 +44,14 @@ def save_atomic(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
-def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str) -> None:
+def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[str, list[tuple[float, float]]]) -> None:
+    marked = False
     for colour, result in zip(COLOURS * 8, results):
+        reach = float(result.steps[-1])
+        points = [(step, value) for step, value in marks.get(result.name, []) if step <= reach]
+        if points:
+            ax.plot(*zip(*points), "x", color=colour, ms=8, mew=2, label=None if marked else "the paper (read off its figure)")
+            marked = True
         if result.lr is None:
             ax.plot([], [], color=colour, label=f"{result.name} (no usable lr)")
             continue

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from overparam.checks import CheckResult
-from overparam.claim import paper_text
+from overparam.claim import PaperRef, paper_text
 from overparam.data.dataset import Dataset
 from overparam.figures import gap_figure
 from overparam.kinds.regression.spec import RegressionSpec
-from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
+from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, table_row, write_atomic
 from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore
 from overparam.store import StoredRun
@@ -45,7 +45,7 @@ def write_report(inputs: ReportInputs, reports: Path, panels: Panels, caption: s
     sections) follows the checks."""
     name = report_name(inputs.spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
-    gap_figure(panels, f"{inputs.spec.title} [{inputs.profile or 'default'} profile]", figure)
+    gap_figure(panels, f"{inputs.spec.title} [{inputs.profile or 'default'} profile]", figure, paper_marks(inputs.spec.paper))
     path = reports / f"{name}.md"
     write_atomic(path, render(inputs, f"figures/{figure.name}", caption, body))
     return path
@@ -81,7 +81,45 @@ def _paper_section(inputs: ReportInputs) -> str:
             lines.append(
                 f"Our run stops at step {ours_at}, the paper's at {at}: compare the ordering and the trend, not the values. The `paper` profile runs the paper's step count.\n"
             )
+    if ref and ref.curves:
+        lines.append(_matched_steps(ref, inputs.results.picked))
     return "\n".join(lines)
+
+
+def _matched_steps(ref: PaperRef, picked: dict[str, ModelResult]) -> str:
+    """The paper's curves read off its figure beside ours at the same steps (those we record)."""
+    reading = ref.reading or "read off the paper's figure"
+    lines = [
+        f"At matched steps ({reading}); the crosses on our figure mark the same readings.\n",
+        "| model | step | paper: L − L* | ours: L − L* (median over seeds) | ours / paper |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ref.curves:
+        result = picked[name]
+        for step, value in ref.readings(name):
+            ours = _median_gap_at(result, step)
+            if ours is None:
+                continue
+            lines.append(table_row(name, f"{step:,}", f"≈{value:.2g}", f"{ours:.3g}", f"{ours / value:.2f}"))
+    beyond = [step for step in ref.curve_steps if step > max(float(r.steps[-1]) for r in picked.values())]
+    if beyond:
+        lines.append(f"\nThe paper's readings at steps {', '.join(f'{s:,}' for s in beyond)} lie beyond this run.")
+    return "\n".join(lines) + "\n"
+
+
+def _median_gap_at(result: ModelResult, step: int) -> float | None:
+    """Median over seeds of L − L* at a recorded `step`; None where the run does not record it."""
+    hits = (result.steps == step).nonzero()
+    if result.lr is None or not len(hits):
+        return None
+    return median(result.gaps[:, int(hits[0, 0])].tolist())
+
+
+def paper_marks(ref: PaperRef | None) -> dict[str, list[tuple[float, float]]]:
+    """The paper's readings as (step, L − L*) markers per model, for the figure."""
+    if ref is None:
+        return {}
+    return {name: [(float(step), value) for step, value in ref.readings(name)] for name in ref.curves}
 
 
 def _assumptions_section(spec: RegressionSpec, data: Dataset) -> str:
