@@ -16,7 +16,7 @@ from overparam.kinds.maps.report import MapInputs, write_map_report
 from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, RegionCheck, depth_name
 from overparam.kinds.regression.kind import dataset_for, optimum_for, twin_results
 from overparam.plan import plan_runs
-from overparam.refine import Tuning, tune
+from overparam.refine import Tuning, edge_warnings, tune
 from overparam.results import Results
 from overparam.session import Options, Outcome, Progress, Session, Trainer
 from overparam.trainer import DTYPES
@@ -51,7 +51,9 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     stored_list = [stored[r.key] for r in unique] + twin_runs
     inputs = MapInputs(spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trainer.trained, wall_s, options.device)
     report = write_map_report(inputs, options.reports)
-    return Outcome(spec, checks, report, trainer.trained, len(stored_list) - trainer.trained, wall_s)
+    edges = sum(edge_warnings(t.spec, t.results, t.sweeps) != [] for t in tunings.values() if t.results and t.sweeps)
+    warnings = [f"{edges} of {len(tunings)} rows pick an lr at their grid's edge (↑ / ↓ in the report); extend those grids"] if edges else []
+    return Outcome(spec, checks, report, trainer.trained, len(stored_list) - trainer.trained, wall_s, warnings)
 
 
 def region_evidence(

@@ -98,8 +98,12 @@ def _lr_table(inputs: MapInputs) -> str:
     for row, spec in inputs.rows.items():
         first = inputs.cells[row, depths[0]]
         grid = ", ".join(f"{lr:g}" for lr in spec.tune.lr)
-        lrs = [_lr_text(inputs.cells[row, n].lr) for n in depths]
-        lines.append(f"| {row} | {grid} | {_lr_text(first.baseline_lr)} | " + " | ".join(lrs) + " |")
+        lrs = [_lr_text(inputs.cells[row, n].lr, spec.tune.lr) for n in depths]
+        lines.append(f"| {row} | {grid} | {_lr_text(first.baseline_lr, spec.tune.lr)} | " + " | ".join(lrs) + " |")
+    lines.append(
+        "\n↑ / ↓: the pick is the largest / smallest lr of its grid, so the best lr may lie beyond it; where every lr "
+        "converges to rounding within the budget, or none makes progress, the smallest is picked among equals and the edge is immaterial."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -109,8 +113,10 @@ def _refine_text(refine: int | None) -> str:
     return f"; each pick refined until bracketed within a factor 2^(1/{refine}) = {2 ** (1 / refine):.3f} by lrs run around it (not shown in the grid)"
 
 
-def _lr_text(lr: float | None) -> str:
-    return "none (every lr diverged)" if lr is None else f"{lr:g}"
+def _lr_text(lr: float | None, grid: list[float]) -> str:
+    if lr is None:
+        return "none (every lr diverged)"
+    return f"{lr:g}" + (" ↑" if lr == max(grid) else " ↓" if lr == min(grid) else "")
 
 
 def _setup(inputs: MapInputs) -> str:
