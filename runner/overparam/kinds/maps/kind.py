@@ -51,7 +51,7 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     stored_list = [stored[r.key] for r in unique] + twin_runs
     inputs = MapInputs(spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trainer.trained, wall_s, options.device)
     report = write_map_report(inputs, options.reports)
-    edges = sum(edge_warnings(t.spec, t.results, t.sweeps) != [] for t in tunings.values() if t.results and t.sweeps)
+    edges = sum(bool(edge_warnings(t.spec, t.results, t.sweeps)) for t in tunings.values() if t.results and t.sweeps)
     warnings = [f"{edges} of {len(tunings)} rows pick an lr at their grid's edge (↑ / ↓ in the report); extend those grids"] if edges else []
     return Outcome(spec, checks, report, trainer.trained, len(stored_list) - trainer.trained, wall_s, warnings)
 

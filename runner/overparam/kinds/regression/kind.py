@@ -90,7 +90,10 @@ def twin_results(
     for name, lr in targets:
         seed_runs = [stored[run.key] for run in runs if (run.model, run.lr) == (name, lr)]
         by_lr.setdefault(name, {})[lr] = model_result(name, lr, spec, seed_runs, optima[spec.loss_of(name).p])
-    picked = {name: by_lr.get(name, {}).get(result.lr or -1.0, result) for name, result in results.picked.items()}
+    picked = dict(results.picked)
+    for name, lr in targets:
+        if lr == picked[name].lr:
+            picked[name] = by_lr[name][lr]
     return Results(picked, by_lr), [stored[run.key] for run in runs]
 
 
