@@ -39,6 +39,7 @@ from torch import nn
 from overparam.engine import DeepLinear, Stacked, run_loop
 from overparam.engine.init import NormalInit, initial_layers
 from overparam.engine.kernel import FusedKernel, kernel_for
+from overparam.engine.optim import AdaDelta, AdaGrad, Adam, Optimizer
 
 N, D = 2565, 128
 
@@ -55,23 +56,37 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def deep_linear(depth: int, width: int, runs: int, device: str, dtype: torch.dtype, kernel: FusedKernel | None = None) -> DeepLinear:
+def deep_linear(
+    depth: int,
+    width: int,
+    runs: int,
+    device: str,
+    dtype: torch.dtype,
+    kernel: FusedKernel | None = None,
+    optimizer: Optimizer | None = None,
+) -> DeepLinear:
     """`runs` runs of one shape, seeds 0…runs−1, at lr 1e-4 (stable for every workload here)."""
     inits = [initial_layers(NormalInit(kind="normal", std=0.01), D, depth, width, seed) for seed in range(runs)]
     layers = [torch.stack([i[j] for i in inits]).to(device, dtype) for j in range(depth)]
-    return DeepLinear(layers, torch.full((runs,), 1e-4, dtype=dtype, device=device), 0.0, kernel=kernel)
+    return DeepLinear(layers, torch.full((runs,), 1e-4, dtype=dtype, device=device), 0.0, optimizer, kernel=kernel)
 
 
 def ours_us(
-    shapes: list[tuple[int, int, int]], steps: int, device: str, dtype: torch.dtype, shared: bool = True, kernel: FusedKernel | None = None
+    shapes: list[tuple[int, int, int]],
+    steps: int,
+    device: str,
+    dtype: torch.dtype,
+    shared: bool = True,
+    kernel: FusedKernel | None = None,
+    optimizer: Optimizer | None = None,
 ) -> float:
     """µs per run-step of the engine on `shapes` (depth, width, runs): one program with one data
     pass for all (`shared`), or one program per shape, one after the other."""
     X, y = problem(device, dtype)
     programs = (
-        [[deep_linear(*shape, device, dtype, kernel) for shape in shapes]]
+        [[deep_linear(*shape, device, dtype, kernel, optimizer) for shape in shapes]]
         if shared
-        else [[deep_linear(*shape, device, dtype, kernel)] for shape in shapes]
+        else [[deep_linear(*shape, device, dtype, kernel, optimizer)] for shape in shapes]
     )
     models = [models[0] if len(models) == 1 else Stacked(models) for models in programs]
     for model in models:
@@ -84,12 +99,15 @@ def ours_us(
     return (time.perf_counter() - start) / (steps * sum(runs for _, _, runs in shapes)) * 1e6
 
 
-def plain_loop_us(depth: int, width: int, steps: int, device: str, dtype: torch.dtype) -> float:
-    """µs per step of one nn.Linear-stack run with autograd and torch.optim.SGD."""
+TORCH_OPTIM = {"gd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam}
+
+
+def plain_loop_us(depth: int, width: int, steps: int, device: str, dtype: torch.dtype, optimizer: str = "gd") -> float:
+    """µs per step of one nn.Linear-stack run with autograd and torch.optim's `optimizer` (defaults)."""
     X, y = problem(device, dtype)
     dims = [D] + [width] * (depth - 1) + [1]
     model = nn.Sequential(*[nn.Linear(a, b, bias=False) for a, b in zip(dims, dims[1:])]).to(device, dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    opt = TORCH_OPTIM[optimizer](model.parameters(), lr=1e-4)
 
     def step() -> None:
         loss = (model(X).squeeze(1) - y).pow(4).mean()
@@ -163,6 +181,32 @@ def engine_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> N
         )
 
 
+OPTIMIZERS: list[Optimizer | None] = [None, AdaGrad(kind="adagrad"), AdaDelta(kind="adadelta"), Adam(kind="adam")]
+
+
+def optimizer_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> None:
+    """Each optimizer on deep nets: the engine (its kernel), the same engine in torch ops, a plain
+    torch.optim loop of one run, and the data-pass floor."""
+    kernel = kernel_for(device)
+    for optimizer in OPTIMIZERS:
+        name = optimizer.kind if optimizer is not None else "gd"
+        for depth, width in [(1, 1), (2, 100), (3, 100)]:
+            shape = [(depth, width, args.runs)]
+            measures = {
+                "floor": partial(data_pass_us, args.runs, args.steps, device, dtype),
+                "ours": partial(ours_us, shape, args.steps, device, dtype, kernel=kernel, optimizer=optimizer),
+                "ops": partial(ours_us, shape, args.steps, device, dtype, kernel=None, optimizer=optimizer),
+                "plain": partial(plain_loop_us, depth, width, max(10, args.steps // 10), device, dtype, name),
+            }
+            m = medians(args.repeat, measures)
+            print(
+                f"| {device} | {str(dtype).removeprefix('torch.')} | {name} | depth {depth}, width {width}, {args.runs} runs "
+                f"| {m['ours']:.1f} | {m['ratio ours']:.1f} | {m['ops']:.1f} | {m['ratio ops']:.1f} | {m['plain']:.0f} "
+                f"| {m['ratio plain'] / m['ratio ours']:.0f}× | {m['floor']:.1f} |",
+                flush=True,
+            )
+
+
 def sharing_table(device: str, dtype: torch.dtype, args: argparse.Namespace) -> None:
     for name, shapes in SHARED_WORKLOADS.items():
         m = medians(
@@ -206,6 +250,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="engine steps per measurement")
     parser.add_argument("--runs", type=int, default=48, help="runs batched together (12 lrs × 4 seeds)")
     parser.add_argument("--repeat", type=int, default=5, help="measurements per number (the median is shown)")
+    parser.add_argument("--only", choices=["engine", "optimizers", "sharing", "memory"], help="print one table")
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     names = [torch.cuda.get_device_name(0)] if "cuda" in devices else []
@@ -214,22 +259,33 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {', '.join(names) or 'no GPU'}, torch {torch.__version__}, "
         f"fused kernel: {kernel.path.name if kernel else 'none (no C compiler)'}, {datetime.now(timezone.utc):%Y-%m-%d}"
     )
-    print(
-        "\n| device | dtype | workload | ours µs/run-step | plain loop µs/step | ratio | data pass µs/run-step | ours / data pass "
-        "| torch ops only µs/run-step | torch ops / data pass |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for device in devices:
-        for dtype in (torch.float64, torch.float32):
-            engine_table(device, dtype, args)
-    print("\n| device | dtype | workload | a program per shape µs/run-step | one shared program µs/run-step | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for device in devices:
-        for dtype in (torch.float64, torch.float32):
-            sharing_table(device, dtype, args)
-    print("\n| runs (depth 3, width 100, float64, CPU) | steps | resident memory added by training, MB | the runs' weights, MB |")
-    print("|---|---|---|---|")
-    memory_table()
+    if args.only in (None, "engine"):
+        print(
+            "\n| device | dtype | workload | ours µs/run-step | plain loop µs/step | ratio | data pass µs/run-step | ours / data pass "
+            "| torch ops only µs/run-step | torch ops / data pass |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for device in devices:
+            for dtype in (torch.float64, torch.float32):
+                engine_table(device, dtype, args)
+    if args.only in (None, "optimizers"):
+        print(
+            "\n| device | dtype | optimizer | workload | ours µs/run-step | ours / data pass | torch ops only µs/run-step "
+            "| torch ops / data pass | plain torch.optim loop µs/step | ratio | data pass µs/run-step |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for device in devices:
+            optimizer_table(device, torch.float64, args)
+    if args.only in (None, "sharing"):
+        print("\n| device | dtype | workload | a program per shape µs/run-step | one shared program µs/run-step | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for device in devices:
+            for dtype in (torch.float64, torch.float32):
+                sharing_table(device, dtype, args)
+    if args.only in (None, "memory"):
+        print("\n| runs (depth 3, width 100, float64, CPU) | steps | resident memory added by training, MB | the runs' weights, MB |")
+        print("|---|---|---|---|")
+        memory_table()
 
 
 if __name__ == "__main__":

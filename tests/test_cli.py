@@ -104,6 +104,18 @@ def test_the_index_shows_the_default_and_the_paper_profile(dirs: dict[str, Path]
     assert "[undecided](tiny-paper.md): **FAIL**" in row  # beside the paper profile's
 
 
+def test_verify_all_with_a_profile_skips_the_specs_without_it_with_one_line(dirs: dict[str, Path]) -> None:
+    dirs["specs"].mkdir()
+    write_spec(dirs["specs"], small_spec(profiles={"paper": {"train": {"steps": 300}}}), "a.yaml")
+    write_spec(dirs["specs"], small_spec(id="other", title="No paper budget"), "b.yaml")
+    result = invoke("verify-all", "--specs", dirs["specs"], "--profile", "paper", *run_args(dirs))
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if "skipped" in line] == ["other: skipped (no profile 'paper')"]
+    assert (dirs["reports"] / "tiny-paper.md").exists() and not (dirs["reports"] / "other.md").exists()
+    nowhere = invoke("verify-all", "--specs", dirs["specs"], "--profile", "long", *run_args(dirs))
+    assert nowhere.exit_code == 2 and "no spec has a profile 'long'" in nowhere.output
+
+
 def test_bad_specs_exit_2_with_located_lines_and_no_traceback(tmp_path: Path, dirs: dict[str, Path]) -> None:
     spec = small_spec()
     spec["train"]["steps"] = 0

@@ -16,7 +16,8 @@ import torch
 from conftest import EVERY_KIND_MODELS, all_losses, planned_runs_of_every_kind, small_spec, write_spec
 from overparam.engine import DeepLinear, run_loop
 from overparam.engine.init import NormalInit, initial_layers
-from overparam.engine.kernel import FusedKernel, build, compiler, fused_kernel, load_kernel
+from overparam.engine.kernel import BoundStep, FusedKernel, build, compiler, fused_kernel, load_kernel
+from overparam.engine.optim import AdaDelta, AdaGrad, Adam, Optimizer
 from overparam.plan import grouped
 from overparam.trainer import train_group
 
@@ -29,12 +30,19 @@ def problem(dtype: torch.dtype, n: int = 60, d: int = 21) -> tuple[torch.Tensor,
 
 
 def model(
-    depth: int, width: int, lrs: list[float], dtype: torch.dtype, kernel: FusedKernel | None, wd: float = 0.0, seed: int = 0
+    depth: int,
+    width: int,
+    lrs: list[float],
+    dtype: torch.dtype,
+    kernel: FusedKernel | None,
+    wd: float = 0.0,
+    seed: int = 0,
+    optimizer: Optimizer | None = None,
 ) -> DeepLinear:
     std = 0.5 / max(width, 3) ** 0.5  # products stay near 1 at every depth
     inits = [initial_layers(NormalInit(kind="normal", std=std), 21, depth, width, seed + s) for s in range(len(lrs))]
     layers = [torch.stack([i[j] for i in inits]).to(dtype) for j in range(depth)]
-    return DeepLinear(layers, torch.tensor(lrs, dtype=dtype), wd, kernel=kernel)
+    return DeepLinear(layers, torch.tensor(lrs, dtype=dtype), wd, optimizer, kernel=kernel)
 
 
 # Widths that are and are not a multiple of the kernel's 8 (float64) or 16 (float32) partial sums.
@@ -88,12 +96,86 @@ def test_a_diverging_run_in_the_kernel_is_frozen_and_the_others_go_on(fused: Fus
     assert torch.allclose(kern.losses[others], ops.losses[others], rtol=1e-12, atol=0)
 
 
+# --- AdaGrad, AdaDelta and Adam in the kernel (fused_step.c's adaptive_step, optim.h's rules) ----
+
+ADAPTIVE = [
+    AdaGrad(kind="adagrad"),
+    AdaGrad(kind="adagrad", initial_accumulator=0.1),  # TensorFlow 1's default
+    AdaDelta(kind="adadelta"),
+    AdaDelta(kind="adadelta", rho=0.95, eps=1e-8),
+    Adam(kind="adam"),
+    Adam(kind="adam", beta1=0.6),  # lerp's other branch (weight ≥ 0.5)
+]
+ADAPTIVE_LRS = {"adagrad": [1e-3, 3e-3, 1e-2], "adadelta": [0.01, 0.03, 0.05], "adam": [1e-4, 3e-4, 1e-3]}  # well-behaved
+
+
+def adaptive_gap(optimizer: Optimizer, fused: FusedKernel, depth: int, width: int, wd: float) -> float:
+    """The largest relative difference between the kernel's and the torch ops' 300-step curves."""
+    X, y = problem(torch.float64)
+    lrs = ADAPTIVE_LRS[optimizer.kind]
+    ops = run_loop(model(depth, width, lrs, torch.float64, None, wd, optimizer=optimizer), X, y, 4.0, 300, 10)
+    kern = run_loop(model(depth, width, lrs, torch.float64, fused, wd, optimizer=optimizer), X, y, 4.0, 300, 10, kernel=fused)
+    assert torch.isfinite(ops.losses).all() and bool((ops.losses[:, -1] < 0.98 * ops.losses[:, 0]).all())  # they move
+    return float(((kern.losses - ops.losses).abs() / ops.losses).max())
+
+
+@pytest.mark.parametrize("optimizer", ADAPTIVE, ids=lambda o: repr(o))
+@pytest.mark.parametrize("depth,width,wd", [(1, 1, 0.0), (3, 9, 0.0), (4, 20, 0.05)])
+def test_the_adaptive_kernels_follow_the_torch_ops_trajectory(
+    fused: FusedKernel, optimizer: Optimizer, depth: int, width: int, wd: float
+) -> None:
+    assert model(depth, width, [1e-3], torch.float64, fused, optimizer=optimizer).uses_kernel
+    assert adaptive_gap(optimizer, fused, depth, width, wd) <= 1e-12
+
+
+@pytest.mark.parametrize("optimizer", ADAPTIVE[::2], ids=lambda o: o.kind)
+def test_the_adaptive_parity_check_sees_a_perturbed_update(
+    fused: FusedKernel, optimizer: Optimizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parity above has teeth: a kernel whose update is off by 1e-10 of the new weights fails it."""
+    step = BoundStep.adaptive_step
+
+    def perturbed(self: BoundStep, g: torch.Tensor, constants: list[float]) -> None:
+        step(self, g, constants)
+        self._keep[0][0].mul_(1.0 + 1e-10)
+        self.forward()
+
+    monkeypatch.setattr(BoundStep, "adaptive_step", perturbed)
+    assert adaptive_gap(optimizer, fused, 3, 9, 0.0) > 1e-12
+
+
+@pytest.mark.parametrize("optimizer", ADAPTIVE[::2], ids=lambda o: o.kind)
+def test_the_adaptive_kernels_numbers_do_not_depend_on_threads_or_batch(fused: FusedKernel, optimizer: Optimizer) -> None:
+    X, y = problem(torch.float64)
+    lrs = [*ADAPTIVE_LRS[optimizer.kind], 10 * ADAPTIVE_LRS[optimizer.kind][-1], 1e-5]  # odd count; one may diverge
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run_loop(model(3, 20, lrs, torch.float64, fused, optimizer=optimizer), X, y, 4.0, 200, 20, kernel=fused)
+        torch.set_num_threads(2)
+        two = run_loop(model(3, 20, lrs, torch.float64, fused, optimizer=optimizer), X, y, 4.0, 200, 20, kernel=fused)
+    finally:
+        torch.set_num_threads(threads)
+    alone = run_loop(model(3, 20, lrs[1:2], torch.float64, fused, seed=1, optimizer=optimizer), X, y, 4.0, 200, 20, kernel=fused)
+    assert torch.equal(one.losses.nan_to_num(-1.0), two.losses.nan_to_num(-1.0))
+    assert torch.equal(one.losses[1], alone.losses[0])
+
+
+def test_the_adaptive_kernels_follow_the_torch_ops_in_float32(fused: FusedKernel) -> None:
+    X, y = problem(torch.float32)
+    for optimizer in ADAPTIVE[::2]:
+        lrs = ADAPTIVE_LRS[optimizer.kind]
+        ops = run_loop(model(3, 20, lrs, torch.float32, None, optimizer=optimizer), X, y, 4.0, 300, 10)
+        kern = run_loop(model(3, 20, lrs, torch.float32, fused, optimizer=optimizer), X, y, 4.0, 300, 10, kernel=fused)
+        assert torch.allclose(kern.losses, ops.losses, rtol=1e-4, atol=0), optimizer.kind
+
+
 def test_the_kernel_is_not_used_where_it_does_not_apply(fused: FusedKernel) -> None:
     from overparam.engine.optim import parse_optimizer
 
     adam = parse_optimizer({"kind": "adam"})
     layers = [W.to(torch.float64) for W in model(2, 3, [1e-3], torch.float64, None).layers]
-    assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, adam, kernel=fused).uses_kernel is False
+    assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, adam, kernel=None).uses_kernel is False
     assert DeepLinear(layers, torch.tensor([1e-3], dtype=torch.float64), 0.0, kernel=fused).uses_kernel is True
     half = [W.to(torch.float16) for W in layers]
     assert DeepLinear(half, torch.tensor([1e-3], dtype=torch.float16), 0.0, kernel=fused).uses_kernel is False

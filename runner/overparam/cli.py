@@ -157,14 +157,16 @@ def verify_all(
 
     paths = _spec_files(specs_dir)
     specs = [check_all_profiles(path) for path in paths]
+    if profile and not any(profile in spec.profiles for spec in specs):
+        raise OverparamError(f"{specs_dir}: no spec has a profile {profile!r}; drop --profile or add it under a spec's profiles")
     _checked_outputs(store, reports)
     session = Session(executor=make_executor(executor, jobs, address))
     outcomes = []
     for path, spec in zip(paths, specs):
-        chosen = profile if profile in spec.profiles else None
-        if profile and chosen is None:
-            err.print(f"[yellow]{spec.id}: no profile {profile!r}; running its default profile[/]")
-        options = Options(store, reports, chosen, _checked_device(device), data_dir, fresh, checkpoint_every)
+        if profile and profile not in spec.profiles:  # theory specs and maps: nothing to run at another budget
+            err.print(f"[dim]{spec.id}: skipped (no profile {profile!r})[/]")
+            continue
+        options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
         outcomes.append(_verify_one(path, options, session))
     index = write_index(specs, reports)
     _summary(outcomes)

@@ -1,4 +1,5 @@
-/* One gradient-descent step of deep linear scalar-output networks, in one pass over each layer.
+/* One step of deep linear scalar-output networks, in one pass over each layer: plain gradient
+ * descent (step), or AdaGrad, AdaDelta or Adam (adaptive_step, with optim.h's rules).
  *
  * The step in torch ops reads every layer three times and writes it once (backward chain, rank-1
  * update, forward chain), each pass over all runs' layers, which do not fit in cache. Here each
@@ -21,6 +22,7 @@
  * torch.set_num_threads(): a second runtime's threads would fight torch's for the cores. */
 
 #include "lanes.h"
+#include "optim.h"
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                                  \
 static void forward_run_##SUFFIX(long r, long N, const long *dims, T *const *W, T *const *A) {    \
@@ -66,17 +68,37 @@ static void descend_run_##SUFFIX(long r, long N, const long *dims, T *const *W, 
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-/* The backward chain alone, c_0 = g, c_{j+1} = W_j c_j into C[j] (R, dims[j]), for optimizers   \
- * that update the layers from their gradients a_jᵀ c_j themselves (sums: lanes.h, as descend_run). */ \
-void chains_##SUFFIX(long R, long N, const long *dims, T *const *W, const T *g, T *const *C) {     \
+/* One step of AdaGrad, AdaDelta or Adam (optim.h's rules) on run r: the backward chain and the   \
+ * update share one pass over each layer as in descend_run (a row is dotted with c_j, then each   \
+ * entry takes its gradient a_j[i]·c_j[k] through the rule), then the forward chain. S1[j], S2[j]:  \
+ * the rule's moments of layer j (R, dims[j+1], dims[j]); S2 unused by AdaGrad. */                 \
+static void adaptive_run_##SUFFIX(long r, long N, const long *dims, T *const *W, T *const *A,     \
+                                  const T *g, int rule, T lr, const double *k, T *const *S1,      \
+                                  T *const *S2, T *c, T *c_next) {                                 \
+    for (long q = 0; q < dims[0]; q++) c[q] = g[r * dims[0] + q];                                  \
+    for (long j = 0; j < N; j++) {                                                                 \
+        long rows = dims[j + 1], cols = dims[j], offset = r * rows * cols;                         \
+        const T *a = A[j + 1] + r * rows;                                                          \
+        for (long i = 0; i < rows; i++) {                                                          \
+            T *row = W[j] + offset + i * cols;                                                     \
+            if (j + 1 < N) c_next[i] = dot_##SUFFIX(row, c, cols); /* before the update */        \
+            rule_row_##SUFFIX(rule, cols, row, S1[j] + offset + i * cols,                          \
+                              S2 ? S2[j] + offset + i * cols : 0, a[i], c, lr, k);                 \
+        }                                                                                          \
+        T *t = c; c = c_next; c_next = t;                                                          \
+    }                                                                                              \
+    forward_run_##SUFFIX(r, N, dims, W, A);                                                        \
+}                                                                                                  \
+                                                                                                   \
+void adaptive_step_##SUFFIX(long R, long N, const long *dims, T *const *W, T *const *A,           \
+                            const T *g, int rule, const T *lr, const double *k, T *const *S1,     \
+                            T *const *S2, T *work) {                                               \
+    long widest = 0;                                                                               \
+    for (long j = 0; j <= N; j++) widest = dims[j] > widest ? dims[j] : widest;                    \
     _Pragma("omp parallel for schedule(static)")                                                   \
     for (long r = 0; r < R; r++) {                                                                 \
-        for (long k = 0; k < dims[0]; k++) C[0][r * dims[0] + k] = g[r * dims[0] + k];             \
-        for (long j = 0; j + 1 < N; j++) {                                                         \
-            long rows = dims[j + 1], cols = dims[j];                                               \
-            const T *Wr = W[j] + r * rows * cols, *c = C[j] + r * cols;                            \
-            for (long i = 0; i < rows; i++) C[j + 1][r * rows + i] = dot_##SUFFIX(Wr + i * cols, c, cols);  \
-        }                                                                                          \
+        T *c = work + r * 2 * widest;                                                              \
+        adaptive_run_##SUFFIX(r, N, dims, W, A, g, rule, lr[r], k, S1, S2, c, c + widest);         \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \

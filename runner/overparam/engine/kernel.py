@@ -1,10 +1,10 @@
 """The CPU kernels: compiled with the machine's C compiler on first use, cached, and called
 through ctypes. Their OpenMP threads are torch's (see fused_step.c).
 
-fused_step.c does plain gradient descent on deep linear scalar-output networks (and their
-backward chains for the other optimizers), data_pass.c the pass over the data (ℓp through X, ℓ2
-through its moments) for every model, end_to_end.c the end-to-end rule (12) and the warm-up form,
-optim.c the updates of AdaGrad, AdaDelta and Adam, in float32 or float64. All of them sum in a fixed order, so a run's numbers depend neither on the
+fused_step.c does a step of deep linear scalar-output networks, by plain gradient descent or by
+AdaGrad, AdaDelta or Adam (their rules in optim.h), data_pass.c the pass over the data (ℓp through
+X, ℓ2 through its moments) for every model, end_to_end.c the end-to-end rule (12) and the warm-up
+form, in float32 or float64. All of them sum in a fixed order, so a run's numbers depend neither on the
 CPU's vendor or instruction set nor on the thread count or the runs beside it. Without a C
 compiler `fused_kernel()` is None and the engine does the same maths in torch ops
 (bench/engine_speed.py measures both).
@@ -22,14 +22,18 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
-SOURCES = [Path(__file__).with_name(name) for name in ("fused_step.c", "data_pass.c", "end_to_end.c", "optim.c")]
-HEADERS = [Path(__file__).with_name("lanes.h")]  # included by the sources: part of what the cache keys on
+SOURCES = [Path(__file__).with_name(name) for name in ("fused_step.c", "data_pass.c", "end_to_end.c")]
+HEADERS = [Path(__file__).with_name(name) for name in ("lanes.h", "optim.h")]  # included by the sources: part of what the cache keys on
 # -ffp-contract=off: no fused multiply-adds, so the numbers do not depend on the instruction set.
-FLAGS = ["-O3", "-ffp-contract=off", "-shared", "-fPIC"]
+# -fno-math-errno: sqrt need not set errno, so the optimizers' loops vectorise (vsqrtpd rounds
+# exactly as sqrt does: the same bits, ≈2× faster).
+FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
 SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
+RULES = {"adagrad": 1, "adadelta": 2, "adam": 3}  # optim.h's enum
 
 
 class FusedKernel:
@@ -44,18 +48,6 @@ class FusedKernel:
 
     def bind(self, layers: list[torch.Tensor], scale: torch.Tensor, decay: torch.Tensor | None) -> BoundStep:
         return BoundStep(self, layers, scale, decay)
-
-    def update(
-        self, name: str, param: torch.Tensor, grad: torch.Tensor, states: list[torch.Tensor], lr: torch.Tensor, scalars: list[float]
-    ) -> bool:
-        """optim.c's `name`_update on one layer of every run (lr: one per run), in place; False
-        (nothing done) where the kernel does not take these tensors."""
-        tensors = [param, grad.contiguous(), *states, lr]
-        if not self.supports(tensors) or lr.numel() != param.shape[0]:
-            return False
-        function = getattr(self.library, f"{name}_update_{SUFFIXES[param.dtype]}")
-        function(param.shape[0], param[0].numel(), *map(_ptr, tensors), *map(ctypes.c_double, scalars))
-        return True
 
     def flat(self, tensors: list[torch.Tensor]) -> FlatStep | None:
         """The depth-1 rules bound to a model's tensors, or None where the kernel does not take them."""
@@ -165,13 +157,12 @@ class BoundStep:
         self.scale = scale.reshape(runs)
         self.decay = decay.reshape(runs).contiguous() if decay is not None else None
         self.work = torch.empty(runs, 2 * max(dims), dtype=dtype)
-        self.chain = [torch.empty(runs, h, dtype=dtype) for h in dims[:-1]]  # c_j, for gradients()
-        self._keep = layers  # the pointers below must stay valid
+        self._keep = [layers]  # the pointers below must stay valid
         suffix = SUFFIXES[dtype]
         self._step = getattr(kernel.library, f"step_{suffix}")
         self._forward = getattr(kernel.library, f"forward_{suffix}")
-        self._chains = getattr(kernel.library, f"chains_{suffix}")
-        self._c = (ctypes.c_void_p * len(self.chain))(*[c.data_ptr() for c in self.chain])
+        self._adaptive = getattr(kernel.library, f"adaptive_step_{suffix}")
+        self._rule: tuple[int, ctypes.c_void_p, Any, Any] | None = None
         self._dims = (ctypes.c_long * len(dims))(*dims)
         self._layers = (ctypes.c_void_p * len(layers))(*[W.data_ptr() for W in layers])
         self._above = (ctypes.c_void_p * len(self.above))(*[a.data_ptr() for a in self.above])
@@ -188,13 +179,38 @@ class BoundStep:
         """Recompute every A[j] from the layers (after they were changed from outside)."""
         self._forward(self.runs, self.depth, self._dims, self._layers, self._above)
 
-    def gradients(self, g: torch.Tensor) -> list[torch.Tensor]:
-        """∂L/∂W_j = a_jᵀ c_j for every layer, at the current weights (for optimizers other than
-        plain GD, which update the layers themselves and then call forward()). The outer product
-        is one rounding per entry, so only the chains need a fixed order."""
+    def bind_rule(self, rule: str, lr: torch.Tensor, moments: list[list[torch.Tensor]]) -> None:
+        """Train with optim.h's `rule` instead of plain GD: `lr` (R, …) one per run, `moments[j]`
+        the rule's state tensors of layer j (edited in place by the kernel, and by nobody else)."""
+        tensors = [lr, *[m for layer in moments for m in layer]]
+        if not all(t.dtype == self.work.dtype and t.is_contiguous() for t in tensors) or lr.numel() != self.runs:
+            raise ValueError(f"the learning rates and moments must be contiguous {self.work.dtype}, one lr per run")
+        first = (ctypes.c_void_p * self.depth)(*[layer[0].data_ptr() for layer in moments])
+        second = (ctypes.c_void_p * self.depth)(*[layer[1].data_ptr() for layer in moments]) if len(moments[0]) > 1 else None
+        self._keep.append(tensors)
+        self._rule = (RULES[rule], ctypes.c_void_p(lr.data_ptr()), first, second)
+
+    def adaptive_step(self, g: torch.Tensor, constants: list[float]) -> None:
+        """One step of the bound rule on every layer (optim.h: `constants` are λ and the rule's
+        own, in its order), then A on the new weights."""
+        assert self._rule is not None, "bind_rule first"
         g = self._checked(g)
-        self._chains(self.runs, self.depth, self._dims, self._layers, ctypes.c_void_p(g.data_ptr()), self._c)
-        return [a.unsqueeze(2) * c.unsqueeze(1) for a, c in zip(self.above[1:], self.chain)]
+        rule, lr, first, second = self._rule
+        k = (ctypes.c_double * len(constants))(*constants)
+        self._adaptive(
+            self.runs,
+            self.depth,
+            self._dims,
+            self._layers,
+            self._above,
+            ctypes.c_void_p(g.data_ptr()),
+            rule,
+            lr,
+            k,
+            first,
+            second,
+            self._work,
+        )
 
     def step(self, g: torch.Tensor) -> None:
         """W_j ← (1 − ηλ)W_j − η a_jᵀ c_j for every layer (DeepLinear's notation), then A on the
@@ -252,12 +268,9 @@ def load_kernel(path: Path) -> FusedKernel:
             "lp_pass": [long, long, long, ptr, ptr, ptr, ctypes.c_double, real, ctypes.c_int, ptr, ptr, ptr],
             "gram_pass": [long, long, ptr, ptr, real, ptr, ctypes.c_int, ptr, ptr],
             "moments": [long, long, *[ptr] * 5],
-            "chains": [long, long, *[ptr] * 4],
+            "adaptive_step": [long, long, *[ptr] * 4, ctypes.c_int, *[ptr] * 5],
             "rule12_step": [long, long, *[ptr] * 4, long],
             "warmup_step": [long, long, *[ptr] * 4],
-            "adagrad_update": [long, long, *[ptr] * 4, *[ctypes.c_double] * 2],
-            "adadelta_update": [long, long, *[ptr] * 5, *[ctypes.c_double] * 3],
-            "adam_update": [long, long, *[ptr] * 5, *[ctypes.c_double] * 6],
         }
         for name, argtypes in signatures.items():
             function = getattr(library, f"{name}_{suffix}")

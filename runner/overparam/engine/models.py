@@ -22,7 +22,8 @@ class DeepLinear:
     For a scalar output, ∂L/∂W_j = a_jᵀ c_j with a_j = W_N⋯W_{j+1} (a row) and
     c_j = g W_1ᵀ⋯W_{j−1}ᵀ (a row): two vector chains and, for plain GD, one rank-1 update
     per layer, never a matrix-matrix product. Other optimisers get the gradient as a matrix.
-    Given a `kernel`, plain GD on the CPU runs in it (the same maths, one pass per layer).
+    Given a `kernel`, the whole step runs in it, plain GD and the adaptive optimizers alike (the
+    same maths, one pass per layer).
     """
 
     def __init__(
@@ -43,12 +44,13 @@ class DeepLinear:
         self._above: list[torch.Tensor] = []
         fits = kernel is not None and kernel.supports(layers)
         self._fused = kernel.bind(layers, self.step_scale, self.decay) if kernel is not None and fits else None
+        if self._fused is not None and self.optimizer is not None:
+            self._fused.bind_rule(self.optimizer.RULE, self.lr, [self.optimizer.moments(state) for state in self.states])
 
     @property
     def uses_kernel(self) -> bool:
-        """Whether the whole step runs in the fused kernel (plain GD); other optimizers take only
-        their gradients from it."""
-        return self._fused is not None and self.optimizer is None
+        """Whether the step runs in the fused kernel."""
+        return self._fused is not None
 
     @property
     def arithmetic(self) -> str:
@@ -71,10 +73,9 @@ class DeepLinear:
         if self._fused is not None:
             if self.optimizer is None:
                 self._fused.step(g)
-                return
-            for j, (W, grad) in enumerate(zip(self.layers, self._fused.gradients(g))):
-                self.optimizer.update(W, grad, self.states[j], self.lr, self.weight_decay, self._fused.kernel)
-            self._fused.forward()
+            else:  # every layer's state counts the step (Adam), as in torch ops
+                constants = [[self.weight_decay, *self.optimizer.scalars(state)] for state in self.states]
+                self._fused.adaptive_step(g, constants[0])
             return
         c = g.unsqueeze(1)  # (R, 1, d)
         for j, (W, a) in enumerate(zip(self.layers, self._above)):

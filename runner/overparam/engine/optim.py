@@ -1,10 +1,11 @@
 """Batched optimisers for R independent runs, with torch.optim's exact update order.
 
 Each is a small config (pydantic, the spec's `optimizer:`) with `init(param)` → state and
-`update(param, grad, state, lr, weight_decay, kernel)`, which changes `param` in place. `lr`
+`update(param, grad, state, lr, weight_decay)`, which changes `param` in place. `lr`
 broadcasts against `param` (one value per run). Weight decay is torch.optim's: grad + λ·param.
-Given a `kernel`, the update runs in optim.c (the same operations in the same order, rounded the
-same on every CPU); else in torch ops.
+On the CPU, deep nets run the same rules in the C kernel (optim.h: the same operations in the same
+order, rounded the same on every CPU), fed `moments(state)` and `scalars(state)`; this is the
+torch-ops path (no compiler, or CUDA).
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ from typing import Annotated, Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, Field, TypeAdapter
 
-from overparam.engine.kernel import FusedKernel
 from overparam.strict import STRICT
 
 State = dict[str, Any]
-Kernel = FusedKernel | None
 
 
 class _Optimizer(BaseModel):
     """One update, in two pieces as torch.optim composes it: L2 weight decay added to the
-    gradient (grad + λ·param), then the optimizer's own rule (`step`). With a kernel, both run in
-    optim.c as one update (`KERNEL` names it there), fed the same moments and scalars."""
+    gradient (grad + λ·param), then the optimizer's own rule (`step`). In the kernel both run as
+    one rule (`RULE` names it in optim.h), fed the same moments and scalars."""
 
     model_config = STRICT
-    KERNEL: ClassVar[str] = ""  # the update's name in optim.c; "" = torch ops only
+    RULE: ClassVar[str] = ""  # the rule's name in optim.h (engine/kernel.py's RULES)
 
     def init(self, param: torch.Tensor) -> State:
         return {}
@@ -36,22 +35,15 @@ class _Optimizer(BaseModel):
         return []
 
     def scalars(self, state: State) -> list[float]:
-        """The rule's constants for this step (Adam's bias corrections: it counts the step here)."""
+        """The rule's constants for this step, in optim.h's order (Adam's bias corrections: it
+        counts the step here, so call it once per step and layer)."""
         return []
 
     def step(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, scalars: list[float]) -> None:
         raise NotImplementedError
 
-    def update(
-        self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float, kernel: Kernel = None
-    ) -> None:
+    def update(self, param: torch.Tensor, grad: torch.Tensor, state: State, lr: torch.Tensor, weight_decay: float) -> None:
         scalars = self.scalars(state)
-        if (
-            kernel is not None
-            and self.KERNEL
-            and kernel.update(self.KERNEL, param, grad, self.moments(state), lr, [weight_decay, *scalars])
-        ):
-            return
         if weight_decay:
             grad = grad.add(param, alpha=weight_decay)
         self.step(param, grad, state, lr, scalars)
@@ -69,7 +61,7 @@ class GradientDescent(_Optimizer):
 class AdaGrad(_Optimizer):
     """`kind: adagrad`, as torch.optim.Adagrad (lr_decay 0)."""
 
-    KERNEL: ClassVar[str] = "adagrad"
+    RULE: ClassVar[str] = "adagrad"
     kind: Literal["adagrad"]
     eps: float = Field(1e-10, gt=0.0)
     initial_accumulator: float = Field(0.0, ge=0.0)
@@ -92,7 +84,7 @@ class AdaGrad(_Optimizer):
 class AdaDelta(_Optimizer):
     """`kind: adadelta`, as torch.optim.Adadelta."""
 
-    KERNEL: ClassVar[str] = "adadelta"
+    RULE: ClassVar[str] = "adadelta"
     kind: Literal["adadelta"]
     rho: float = Field(0.9, gt=0.0, lt=1.0)
     eps: float = Field(1e-6, gt=0.0)
@@ -118,7 +110,7 @@ class AdaDelta(_Optimizer):
 class Adam(_Optimizer):
     """`kind: adam`, as torch.optim.Adam (L2 weight decay, not AdamW)."""
 
-    KERNEL: ClassVar[str] = "adam"
+    RULE: ClassVar[str] = "adam"
     kind: Literal["adam"]
     beta1: float = Field(0.9, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
