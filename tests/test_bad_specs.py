@@ -73,6 +73,7 @@ CORPUS: dict[str, str | bytes] = {
     "unknown_data_kind": mutated(data={"kind": "imagenet"}),
     "unknown_init_kind": mutated(train__init={"kind": "xavier"}),
     "unknown_optimizer_kind": mutated(train__optimizer={"kind": "lion"}),
+    "adagrad_dividing_by_zero": mutated(train__optimizer={"kind": "adagrad", "eps": 0.0}),
     "missing_kind": mutated(models__0__kind=DELETE),
     "check_unknown_model": mutated(checks__0__model="deeep"),
     "duplicate_model_names": mutated(models__1__name="shallow"),

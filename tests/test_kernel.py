@@ -105,6 +105,8 @@ ADAPTIVE = [
     AdaDelta(kind="adadelta", rho=0.95, eps=1e-8),
     Adam(kind="adam"),
     Adam(kind="adam", beta1=0.6),  # lerp's other branch (weight ≥ 0.5)
+    Adam(kind="adam", eps_hat=True),  # TensorFlow 1's form
+    AdaGrad(kind="adagrad", eps=0.0, initial_accumulator=0.1),  # TensorFlow 1's: no eps at all
 ]
 ADAPTIVE_LRS = {"adagrad": [1e-3, 3e-3, 1e-2], "adadelta": [0.01, 0.03, 0.05], "adam": [1e-4, 3e-4, 1e-3]}  # well-behaved
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from overparam.engine import DeepLinear, EndToEnd, run_loop
-from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initial_end_to_end, initial_layers, layer_shapes
+from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initial_end_to_end, initial_layers, layer_shapes, product_of
 from overparam.engine.kernel import FusedKernel
 from overparam.losses import lp_optimum, lp_residual_grad, lp_value
 
@@ -126,6 +126,21 @@ def test_balanced_init_is_exactly_balanced_and_matches_the_end_to_end_start(dept
     for W in layers[1:]:
         product = W @ product
     assert torch.allclose(product.squeeze(0), initial_end_to_end(init, d, seed=4), atol=1e-15)
+
+
+def test_an_emulation_with_a_width_starts_where_the_random_net_starts() -> None:
+    """`end_to_end` with `width` starts at the product of the same-seed net's random layers (each
+    entry a correctly rounded sum, so the same bits on every CPU), and without `width` its shape
+    (part of the run key) is what it was before the key existed."""
+    from overparam.kinds.regression.models import EndToEndModel
+
+    init = NormalInit(kind="normal", std=0.3)
+    layers = initial_layers(init, 7, 3, 6, seed=5)
+    product = (layers[2] @ layers[1] @ layers[0]).squeeze(0)
+    assert torch.allclose(product_of(layers), product, rtol=1e-14, atol=1e-16)
+    assert not torch.allclose(product_of(layers), initial_end_to_end(init, 7, seed=5))
+    assert EndToEndModel(name="e", kind="end_to_end", depth=3).shape() == {"kind": "end_to_end", "depth": 3, "rule": 12}
+    assert EndToEndModel(name="e", kind="end_to_end", depth=3, width=6).shape()["width"] == 6
 
 
 def test_identity_init_has_identity_hidden_layers() -> None:

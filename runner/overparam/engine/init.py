@@ -3,6 +3,7 @@ so a run's numbers do not depend on which other runs share its batch."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import torch
@@ -76,6 +77,16 @@ def initial_end_to_end(init: Init, d: int, seed: int) -> torch.Tensor:
     if isinstance(init, BalancedInit):
         return init.scale * _unit(torch.randn(d, generator=gen, dtype=torch.float64))
     return init.std * torch.randn(d, generator=gen, dtype=torch.float64)
+
+
+def product_of(layers: list[torch.Tensor]) -> torch.Tensor:
+    """W_e = W_N⋯W_1 as a (d,) vector, each entry a correctly rounded sum (math.fsum) of exact
+    products: the same bits on every CPU, unlike a BLAS product."""
+    a = [1.0]
+    for W in reversed(layers):
+        rows = W.tolist()
+        a = [math.fsum(a[i] * rows[i][k] for i in range(len(rows))) for k in range(len(rows[0]))]
+    return torch.tensor(a, dtype=torch.float64)
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:

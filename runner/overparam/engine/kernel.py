@@ -33,7 +33,7 @@ HEADERS = [Path(__file__).with_name(name) for name in ("lanes.h", "optim.h")]  #
 # exactly as sqrt does: the same bits, ≈2× faster).
 FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC"]
 SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
-RULES = {"adagrad": 1, "adadelta": 2, "adam": 3}  # optim.h's enum
+RULES = {"adagrad": 1, "adadelta": 2, "adam": 3, "adam_hat": 4}  # optim.h's enum
 
 
 class FusedKernel:

@@ -45,7 +45,7 @@ class DeepLinear:
         fits = kernel is not None and kernel.supports(layers)
         self._fused = kernel.bind(layers, self.step_scale, self.decay) if kernel is not None and fits else None
         if self._fused is not None and self.optimizer is not None:
-            self._fused.bind_rule(self.optimizer.RULE, self.lr, [self.optimizer.moments(state) for state in self.states])
+            self._fused.bind_rule(self.optimizer.rule(), self.lr, [self.optimizer.moments(state) for state in self.states])
 
     @property
     def uses_kernel(self) -> bool:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer, model_validator
 
-from overparam.strict import STRICT
+from overparam.strict import STRICT, equals, strict_with, when
 
 State = dict[str, Any]
 
@@ -27,6 +27,10 @@ class _Optimizer(BaseModel):
 
     model_config = STRICT
     RULE: ClassVar[str] = ""  # the rule's name in optim.h (engine/kernel.py's RULES)
+
+    def rule(self) -> str:
+        """The rule's name in optim.h for this configuration."""
+        return self.RULE
 
     def init(self, param: torch.Tensor) -> State:
         return {}
@@ -61,10 +65,19 @@ class GradientDescent(_Optimizer):
 class AdaGrad(_Optimizer):
     """`kind: adagrad`, as torch.optim.Adagrad (lr_decay 0)."""
 
+    model_config = strict_with(
+        when(equals("eps", 0.0), {"required": ["initial_accumulator"], "properties": {"initial_accumulator": {"exclusiveMinimum": 0}}})
+    )
     RULE: ClassVar[str] = "adagrad"
     kind: Literal["adagrad"]
-    eps: float = Field(1e-10, gt=0.0)
-    initial_accumulator: float = Field(0.0, ge=0.0)
+    eps: float = Field(1e-10, ge=0.0, description="0 only with a positive initial_accumulator (TensorFlow 1 has none)")
+    initial_accumulator: float = Field(0.0, ge=0.0, description="TensorFlow 1's default is 0.1")
+
+    @model_validator(mode="after")
+    def _divides_by_something(self) -> AdaGrad:
+        if self.eps == 0.0 and self.initial_accumulator == 0.0:
+            raise ValueError("eps 0 needs a positive initial_accumulator (else the first step divides 0 by 0); set one of them above 0")
+        return self
 
     def init(self, param: torch.Tensor) -> State:
         return {"sum": torch.full_like(param, self.initial_accumulator)}
@@ -108,13 +121,29 @@ class AdaDelta(_Optimizer):
 
 
 class Adam(_Optimizer):
-    """`kind: adam`, as torch.optim.Adam (L2 weight decay, not AdamW)."""
+    """`kind: adam`, as torch.optim.Adam (L2 weight decay, not AdamW); `eps_hat: true` is
+    TensorFlow 1's AdamOptimizer instead: ε added to √v before the bias correction, which is
+    folded into the step (α = η·√(1 − β2^t)/(1 − β1^t), W −= α·m/(√v + ε̂)), so ε weighs
+    1/√(1 − β2^t) times more early on."""
 
     RULE: ClassVar[str] = "adam"
     kind: Literal["adam"]
     beta1: float = Field(0.9, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     eps: float = Field(1e-8, gt=0.0)
+    eps_hat: bool = Field(False, description="TensorFlow 1's ε̂ form (see the class); false: torch.optim's")
+
+    def rule(self) -> str:
+        return "adam_hat" if self.eps_hat else "adam"
+
+    @model_serializer(mode="wrap")
+    def _stored_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without `eps_hat` when false: the stored form, and so the run keys, of every Adam run
+        made before the key existed stay as they were."""
+        data: dict[str, Any] = handler(self)
+        if not self.eps_hat:
+            data.pop("eps_hat", None)
+        return data
 
     def init(self, param: torch.Tensor) -> State:
         return {"step": 0, "m": torch.zeros_like(param), "v": torch.zeros_like(param)}
@@ -133,6 +162,10 @@ class Adam(_Optimizer):
         bias_correction1, bias_correction2_sqrt = scalars[3], scalars[4]
         state["m"].lerp_(grad, 1.0 - self.beta1)
         state["v"].mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
+        if self.eps_hat:  # optim.h's adam_hat_row, operation for operation
+            alpha = lr * bias_correction2_sqrt / bias_correction1
+            param.sub_(state["m"].mul(alpha).div_(state["v"].sqrt().add_(self.eps)))
+            return
         step_size = lr / bias_correction1
         denom = state["v"].sqrt().div_(bias_correction2_sqrt).add_(self.eps)  # one fresh buffer, reused below
         param.sub_(denom.reciprocal_().mul_(state["m"]).mul_(step_size))

@@ -10,7 +10,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from overparam.engine import DeepLinear, EndToEnd, WarmupForm
-from overparam.engine.init import Init, initial_end_to_end, initial_layers
+from overparam.engine.init import Init, initial_end_to_end, initial_layers, product_of
 from overparam.engine.kernel import kernel_for
 from overparam.engine.optim import Optimizer
 from overparam.losses import LpLoss
@@ -86,17 +86,32 @@ class EndToEndModel(_Model):
     kind: Literal["end_to_end"]
     depth: int = Field(..., ge=1, le=64)
     rule: Literal[10, 12] = Field(12, description="12: the single-output form; 10: the general form with matrix powers")
+    width: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="start where the linear_net of this depth and width starts (its layers' product, same init and seed): "
+        "how to emulate a net from a random, unbalanced init; default: the init's own W_e",
+    )
 
     def shape(self) -> dict[str, Any]:
-        return {"kind": self.kind, "depth": self.depth, "rule": self.rule}
+        shape: dict[str, Any] = {"kind": self.kind, "depth": self.depth, "rule": self.rule}
+        if self.width is not None:  # absent otherwise, so the runs' keys stay those they had before the key existed
+            shape["width"] = self.width
+        return shape
 
     def describe(self) -> str:
-        return f"{self.name}: depth-1 model moved by rule ({self.rule}) of depth {self.depth}"
+        start = f", started at the W_e of the width-{self.width} net" if self.width is not None else ""
+        return f"{self.name}: depth-1 model moved by rule ({self.rule}) of depth {self.depth}{start}"
 
     @staticmethod
     def batched(configs: list[LinearRunConfig], d: int, lr: torch.Tensor, dtype: torch.dtype, device: str) -> Model:
         shape, first = configs[0].model, configs[0]
-        w = torch.stack([initial_end_to_end(c.init, d, c.seed) for c in configs])
+        if shape.get("width") is not None:
+            starts = [product_of(initial_layers(c.init, d, shape["depth"], shape["width"], c.seed)) for c in configs]
+        else:
+            starts = [initial_end_to_end(c.init, d, c.seed) for c in configs]
+        w = torch.stack(starts)
         return EndToEnd(w.to(device=device, dtype=dtype), lr, first.weight_decay, shape["depth"], shape["rule"], kernel_for(device))
 
 
