@@ -59,35 +59,29 @@ def test_batched_optimizer_follows_torch_optim(optimizer, make, depth: int, wd: 
         assert torch.allclose(W[1], reference.detach(), rtol=1e-10, atol=1e-13)
 
 
-def tensorflow1_adam_losses(
-    layers: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, p: float, lr: float, wd: float, eps: float
-) -> list[float]:
+class TensorFlow1Adam(torch.optim.Optimizer):
     """TensorFlow 1's AdamOptimizer written out (tf.train.AdamOptimizer, training_ops ApplyAdam):
     α = lr·√(1 − β2^t)/(1 − β1^t), m += (g − m)(1 − β1), v += (g² − v)(1 − β2), W −= α·m/(√v + ε̂);
     L2 weight decay added to the gradient as torch.optim does."""
-    params = [W.clone().requires_grad_(True) for W in layers]
-    m = [torch.zeros_like(W) for W in layers]
-    v = [torch.zeros_like(W) for W in layers]
-    beta1, beta2 = 0.9, 0.999
-    losses = []
-    for step in range(STEPS + 1):
-        w = params[0]
-        for W in params[1:]:
-            w = W @ w
-        loss = (X @ w.squeeze(0) - y).abs().pow(p).mean()
-        losses.append(float(loss.detach()))
-        if step == STEPS:
-            break
-        grads = torch.autograd.grad(loss, params)
-        t = step + 1
-        alpha = lr * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
-        with torch.no_grad():
-            for W, g, mj, vj in zip(params, grads, m, v):
-                g = g + wd * W
-                mj += (g - mj) * (1 - beta1)
-                vj += (g * g - vj) * (1 - beta2)
-                W -= alpha * mj / (vj.sqrt() + eps)
-    return losses
+
+    def __init__(self, params, lr: float, weight_decay: float, eps: float) -> None:  # noqa: ANN001 - torch's params
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:  # noqa: ANN001 - torch's signature
+        beta1, beta2 = 0.9, 0.999
+        for group in self.param_groups:
+            for W in group["params"]:
+                state = self.state[W]
+                if not state:
+                    state.update(t=0, m=torch.zeros_like(W), v=torch.zeros_like(W))
+                state["t"] += 1
+                t, m, v = state["t"], state["m"], state["v"]
+                g = W.grad + group["weight_decay"] * W
+                m += (g - m) * (1 - beta1)
+                v += (g * g - v) * (1 - beta2)
+                alpha = group["lr"] * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+                W -= alpha * m / (v.sqrt() + group["eps"])
 
 
 @pytest.mark.parametrize("depth", [1, 3])
@@ -105,7 +99,8 @@ def test_adam_with_eps_hat_is_tensorflow_1s_adam(depth: int, wd: float, kernel: 
     model = DeepLinear(layers, torch.tensor(lrs, dtype=torch.float64), wd, Adam(kind="adam", eps=1e-3, eps_hat=True), kernel=kernel)
     trace = run_loop(model, X, y, 4.0, STEPS, 1, kernel=kernel)
     for r, (lr, init) in enumerate(zip(lrs, inits)):
-        expected = torch.tensor(tensorflow1_adam_losses(init, X, y, 4.0, lr, wd, 1e-3), dtype=torch.float64)
+        tf1, _ = torch_optim_losses(init, lambda ps, lr, wd: TensorFlow1Adam(ps, lr, wd, eps=1e-3), X, y, 4.0, lr, wd)
+        expected = torch.tensor(tf1, dtype=torch.float64)
         assert torch.allclose(trace.losses[r], expected, rtol=1e-11, atol=0)
         torch_adam, _ = torch_optim_losses(
             init, lambda ps, lr, wd: torch.optim.Adam(ps, lr=lr, weight_decay=wd, eps=1e-3), X, y, 4.0, lr, wd

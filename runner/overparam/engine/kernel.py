@@ -197,36 +197,17 @@ class BoundStep:
         g = self._checked(g)
         rule, lr, first, second = self._rule
         k = (ctypes.c_double * len(constants))(*constants)
-        self._adaptive(
-            self.runs,
-            self.depth,
-            self._dims,
-            self._layers,
-            self._above,
-            ctypes.c_void_p(g.data_ptr()),
-            rule,
-            lr,
-            k,
-            first,
-            second,
-            self._work,
-        )
+        self._adaptive(*self._net(g), rule, lr, k, first, second, self._work)
 
     def step(self, g: torch.Tensor) -> None:
         """W_j ← (1 − ηλ)W_j − η a_jᵀ c_j for every layer (DeepLinear's notation), then A on the
         new weights."""
         g = self._checked(g)
-        self._step(
-            self.runs,
-            self.depth,
-            self._dims,
-            self._layers,
-            self._above,
-            ctypes.c_void_p(g.data_ptr()),
-            self._scale,
-            self._decay,
-            self._work,
-        )
+        self._step(*self._net(g), self._scale, self._decay, self._work)
+
+    def _net(self, g: torch.Tensor) -> tuple[Any, ...]:
+        """The arguments every step kernel begins with: runs, depth, dims, layers, A and g."""
+        return (self.runs, self.depth, self._dims, self._layers, self._above, ctypes.c_void_p(g.data_ptr()))
 
     def _checked(self, g: torch.Tensor) -> torch.Tensor:
         if g.shape != self.above[0].shape or g.dtype != self.above[0].dtype:

@@ -73,9 +73,9 @@ class DeepLinear:
         if self._fused is not None:
             if self.optimizer is None:
                 self._fused.step(g)
-            else:  # every layer's state counts the step (Adam), as in torch ops
-                constants = [[self.weight_decay, *self.optimizer.scalars(state)] for state in self.states]
-                self._fused.adaptive_step(g, constants[0])
+            else:  # every layer's state counts the step (Adam), as in torch ops; their scalars agree
+                scalars = [self.optimizer.scalars(state) for state in self.states][0]
+                self._fused.adaptive_step(g, [self.weight_decay, *scalars])
             return
         c = g.unsqueeze(1)  # (R, 1, d)
         for j, (W, a) in enumerate(zip(self.layers, self._above)):
