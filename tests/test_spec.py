@@ -134,6 +134,14 @@ def test_a_profile_overrides_fields_and_its_mistakes_are_located_in_the_profile(
     assert line.startswith(f"{path}:{profile_line}:") and "did you mean 'steps'" in line
 
 
+def test_a_profiles_verdict_replaces_the_defaults_whole(tmp_path: Path) -> None:
+    spec = small_spec(profiles={"paper": {"verdict": {"status": "by checks"}}})
+    spec["verdict"] = {"status": "inconclusive", "observed": "what the short runs show"}
+    path = write_spec(tmp_path, spec)
+    assert load_spec(path).verdict.observed == "what the short runs show"
+    assert load_spec(path, "paper").verdict.observed == ""  # not the default's text about other runs
+
+
 def test_an_unknown_profile_is_one_line(tmp_path: Path) -> None:
     (line,) = errors_of(write_spec(tmp_path, small_spec()), profile="nope")
     assert "no profile 'nope'" in line

@@ -63,6 +63,10 @@ def check_all_profiles(path: Path) -> Claim:
 def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positions) -> Claim:
     overrides = raw["profiles"][name] or {}
     merged = deep_merged(raw, overrides)
+    if "verdict" in overrides:
+        # A verdict is one statement about one budget: the default's `observed` text must not
+        # stay under a profile's own status (it would describe runs the profile did not make).
+        merged["verdict"] = copy.deepcopy(overrides["verdict"])
 
     def origin(at: Path_) -> Path_:
         inside = _has_path(overrides, at)
