@@ -56,6 +56,18 @@ def test_fingerprint_changes_with_the_selection(uci_dir: Path) -> None:
     assert len({one.fingerprint, two.fingerprint, raw.fingerprint}) == 3
 
 
+def test_a_batch_can_be_left_out_and_the_full_datas_fingerprint_stays(uci_dir: Path) -> None:
+    """exclude_batches drops whole batch files; without it the fingerprint is the one every run in
+    the shipped reports was keyed on (f0b97f849cbb842e, reports/l4_depth.md)."""
+    full = load_uci_gas(UciGasData(kind="uci_gas", gas_class=1), uci_dir)
+    without = load_uci_gas(UciGasData(kind="uci_gas", gas_class=1, exclude_batches=[1]), uci_dir)
+    assert full.fingerprint == "f0b97f849cbb842e"
+    assert without.X.shape == (1316 - CLASS1_ROWS["batch1.dat"], 128) and without.fingerprint != full.fingerprint
+    assert without.name.endswith("without batch 1") and "left out: 1" in without.details["batches"]
+    with pytest.raises(OverparamError, match="exclude_batches names batch 7, which is not here"):
+        load_uci_gas(UciGasData(kind="uci_gas", gas_class=1, exclude_batches=[7]), uci_dir)
+
+
 def test_environment_variable_is_used_when_no_path_is_given(uci_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OVERPARAM_DATA", str(uci_dir))
     assert locate(None) == uci_dir

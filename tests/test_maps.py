@@ -166,6 +166,26 @@ def test_a_map_runs_end_to_end_with_its_heatmap_and_a_rerun_trains_nothing(tmp_p
     assert "0 runs trained" in again.output
 
 
+def test_a_data_map_reports_each_rows_optimum_and_starting_gap(tmp_path: Path) -> None:
+    """For a data axis, the report gives each row's exact L*, L(0) − L*, ‖w*‖ and the target's
+    kurtosis, computed from that row's data."""
+    from overparam.data.synthetic import SyntheticData, load_synthetic
+    from overparam.kinds.maps.report import data_facts
+    from overparam.losses import lp_optimum
+
+    rows = {"axis": "data", "levels": [{"value": {"kind": "synthetic", "n": 64, "d": 6, "seed": s}, "label": f"seed {s}"} for s in (0, 1)]}
+    path = write_spec(tmp_path, small_map(rows=rows, depths=[2]))
+    reports = tmp_path / "reports"
+    result = _invoke("run", path, "--store", tmp_path / "s.sqlite", "--reports", reports)
+    assert result.exit_code == 0, result.output
+    data = load_synthetic(SyntheticData(kind="synthetic", n=64, d=6, seed=1))
+    facts = data_facts(data, 4.0, lp_optimum(data.X, data.y, 4.0))
+    assert facts.kurtosis == pytest.approx(float((data.y**4).mean() / (data.y**2).mean() ** 2))
+    assert facts.start_gap == pytest.approx(float((data.y.abs() ** 4).mean()) - facts.loss_star)
+    row = next(line for line in (reports / "tiny-map.md").read_text().splitlines() if line.startswith("| seed 1 | 64 |"))
+    assert f"| {facts.loss_star:.4g} | {facts.start_gap:.4g} | {facts.w_star_norm:.4g} |" in row
+
+
 def test_a_map_whose_region_claim_is_false_exits_1(tmp_path: Path) -> None:
     path = write_spec(tmp_path, small_map(checks=[{"kind": "region", "above": 1e9}]))
     result = _invoke("run", path, "--store", tmp_path / "s.sqlite", "--reports", tmp_path / "r")

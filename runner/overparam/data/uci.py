@@ -15,14 +15,14 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, Field
 
 from overparam.data.dataset import Dataset, Source, standardized, user_cache
 from overparam.errors import OverparamError
-from overparam.strict import STRICT
+from overparam.strict import STRICT, UNIQUE
 
 UCI_URL = "https://archive.ics.uci.edu/static/public/270/gas+sensor+array+drift+dataset+at+different+concentrations.zip"
 UCI_SHA256 = "98fe3a30981a222dd4518fbcc3dddd45d5c0ce9b03ef6dc6fe5cf7a04cfbff5e"
@@ -43,9 +43,13 @@ class UciGasData(BaseModel):
     gas_class: int = Field(1, ge=1, le=6, description="1..6; the paper's 'Ethanol' task is 1")
     standardize: bool = Field(True, description="z-score every feature and the target")
     path: str | None = Field(None, description="folder with batch*.dat (relative to the spec)")
+    exclude_batches: list[Annotated[int, Field(ge=1, le=10)]] = Field(
+        [], max_length=9, json_schema_extra=UNIQUE, description="batch numbers to leave out (e.g. [1]: every batch at hand but 1)"
+    )
 
     def label(self) -> str:
-        return f"UCI gas {self.gas_class}"
+        without = f" without batch {', '.join(map(str, self.exclude_batches))}" if self.exclude_batches else ""
+        return f"UCI gas {self.gas_class}{without}"
 
     def load(self, spec_path: Path, data_dir: Path | None) -> Dataset:
         explicit = data_dir or ((spec_path.parent / self.path) if self.path else None)
@@ -196,22 +200,34 @@ def _finite(text: str, what: str) -> float:
 
 
 def load_uci_gas(cfg: UciGasData, folder: Path) -> Dataset:
-    files = batch_files(folder)
+    present = batch_files(folder)
+    missing = sorted(set(cfg.exclude_batches) - {_batch_number(p) for p in present})
+    if missing:
+        numbers = ", ".join(str(_batch_number(p)) for p in present)
+        raise OverparamError(
+            f"{folder}: exclude_batches names batch {', '.join(map(str, missing))}, which is not here (batches: {numbers}); drop it"
+        )
+    files = [p for p in present if _batch_number(p) not in cfg.exclude_batches]
     X, y, per_file = read_rows(files, cfg.gas_class)
     if X.shape[0] == 0:
         raise OverparamError(f"{folder}: no rows of gas class {cfg.gas_class} in {len(files)} batch files")
-    digest = hashlib.sha256(cfg.model_dump_json(exclude={"path"}).encode())
+    # The fingerprint hashes the config without its location, and without exclude_batches when
+    # empty, so that data fingerprints (and every stored run's key) are what they were before it.
+    ignored = {"path"} | (set() if cfg.exclude_batches else {"exclude_batches"})
+    digest = hashlib.sha256(cfg.model_dump_json(exclude=ignored).encode())
     for path in files:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     if cfg.standardize:
         X, y = standardized(X, y)
     batches = ", ".join(p.stem.removeprefix("batch") for p in files)
+    left_out = f"; left out: {', '.join(map(str, sorted(cfg.exclude_batches)))}" if cfg.exclude_batches else ""
     details = {
         "source": str(folder),
-        "batches": f"{len(files)} of 10 ({batches})",
+        "batches": f"{len(files)} of 10 ({batches}{left_out})",
         "rows": f"{X.shape[0]} of class {cfg.gas_class} (the full 10-batch set has 2565 of class 1)",
         "preprocessing": "z-scored features and target" if cfg.standardize else "raw",
         "class label": CLASS_NOTE,
     }
-    return Dataset(X=X, y=y, fingerprint=digest.hexdigest()[:16], name=f"UCI gas class {cfg.gas_class}", details=details)
+    name = f"UCI gas class {cfg.gas_class}" + (f" without batch {', '.join(map(str, cfg.exclude_batches))}" if cfg.exclude_batches else "")
+    return Dataset(X=X, y=y, fingerprint=digest.hexdigest()[:16], name=name, details=details)

@@ -12,9 +12,9 @@ from overparam.data.dataset import one_ulp_up
 from overparam.evidence import chaos, fragility, step_below
 from overparam.kind import Kind
 from overparam.kinds.maps.cells import RowResult, evaluate_region, map_cells
-from overparam.kinds.maps.report import MapInputs, write_map_report
+from overparam.kinds.maps.report import MapInputs, data_facts, write_map_report
 from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, RegionCheck, depth_name
-from overparam.kinds.regression.kind import dataset_for, optimum_for, twin_results
+from overparam.kinds.regression.kind import dataset_for, optimum_for, optimum_point_for, twin_results
 from overparam.plan import plan_runs
 from overparam.refine import Tuning, edge_warnings, tune
 from overparam.results import Results
@@ -49,10 +49,15 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     checks = [region_evidence(check, spec, results, tunings, twins) for check in spec.checks]
     wall_s = time.perf_counter() - start
     stored_list = [stored[r.key] for r in unique] + twin_runs
-    inputs = MapInputs(spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trainer.trained, wall_s, options.device)
+    facts = {name: data_facts(data[name], row.loss.p, optimum_point_for(session, data[name], row.loss.p)) for name, row in rows.items()}
+    inputs = MapInputs(
+        spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trainer.trained, wall_s, options.device, facts
+    )
     report = write_map_report(inputs, options.reports)
     edges = sum(bool(edge_warnings(t.spec, t.results, t.sweeps)) for t in tunings.values() if t.results and t.sweeps)
-    warnings = [f"{edges} of {len(tunings)} rows pick an lr at their grid's edge (↑ / ↓ in the report); extend those grids"] if edges else []
+    warnings = (
+        [f"{edges} of {len(tunings)} rows pick an lr at their grid's edge (↑ / ↓ in the report); extend those grids"] if edges else []
+    )
     return Outcome(spec, checks, report, trainer.trained, len(stored_list) - trainer.trained, wall_s, warnings)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.colors as mcolors
+import torch
 
 from overparam.checks import CheckResult
 from overparam.claim import paper_text
@@ -34,6 +35,26 @@ class MapInputs:
     trained: int
     wall_s: float
     device: str
+    facts: dict[str, DataFacts]  # row name -> its data's exact optimum and starting point
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What a row's data makes of its ℓp problem: the exact optimum and where w = 0 starts."""
+
+    rows: int
+    loss_star: float
+    start_gap: float  # L(w = 0) − L*
+    w_star_norm: float
+    kurtosis: float  # E y⁴ / (E y²)²: for z-scored y, the ℓ4 loss at w = 0
+
+
+def data_facts(data: Dataset, p: float, optimum: tuple[torch.Tensor, float]) -> DataFacts:
+    w_star, loss_star = optimum
+    y = data.y.to(torch.float64)
+    start = float(y.abs().pow(p).mean())
+    kurtosis = float(y.pow(4).mean() / y.pow(2).mean().square())
+    return DataFacts(data.X.shape[0], loss_star, start - loss_star, float(w_star.norm()), kurtosis)
 
 
 def write_map_report(inputs: MapInputs, reports: Path) -> Path:
@@ -52,6 +73,7 @@ def write_map_report(inputs: MapInputs, reports: Path) -> Path:
         "Heatmap: median over seeds (with the min–max over seeds); right: the same with min–max bands.\n",
         checks_section(inputs.checks),
         _cells_table(inputs),
+        _facts_table(inputs) if inputs.spec.rows.axis == "data" else "",
         _lr_table(inputs),
         _setup(inputs),
         "## Assumptions\n\n" + "\n".join(f"- {a}" for a in spec.assumptions) + "\n" if spec.assumptions else "",
@@ -82,6 +104,22 @@ def _cells_table(inputs: MapInputs) -> str:
     ]
     for row in inputs.rows:
         lines.append(f"| {row} | " + " | ".join(_cell_text(inputs.cells[row, n]) for n in depths) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _facts_table(inputs: MapInputs) -> str:
+    """Per data row: how far w = 0 starts from the exact optimum, and how large that optimum is."""
+    lines = [
+        "## The data of each row\n",
+        "The exact optimum of the depth-1 problem on each row's data (least squares for p = 2, Newton "
+        "otherwise), the gap the near-zero inits start from, and the target's kurtosis (for a z-scored "
+        "target, the ℓ4 loss at w = 0).\n",
+        "| row | rows | L* | L(w = 0) − L* | ‖w*‖ | kurtosis of y |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in inputs.rows:
+        f = inputs.facts[row]
+        lines.append(f"| {row} | {f.rows} | {f.loss_star:.4g} | {f.start_gap:.4g} | {f.w_star_norm:.4g} | {f.kurtosis:.3g} |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
+
 from overparam.checks import evaluate
 from overparam.data import load_dataset
 from overparam.data.dataset import Dataset, one_ulp_up
@@ -31,7 +33,13 @@ def dataset_for(session: Session, spec: RegressionSpec, spec_path: Path, data_di
 
 def optimum_for(session: Session, data: Dataset, p: float) -> float:
     """L* of ℓp regression on the data, computed once per invocation."""
-    return session.memo(("optimum", data.fingerprint, p), lambda: lp_optimum(data.X, data.y, p)[1])
+    return optimum_point_for(session, data, p)[1]
+
+
+def optimum_point_for(session: Session, data: Dataset, p: float) -> tuple[torch.Tensor, float]:
+    """(w*, L*) of ℓp regression on the data, computed once per invocation."""
+    point: tuple[torch.Tensor, float] = session.memo(("optimum", data.fingerprint, p), lambda: lp_optimum(data.X, data.y, p))
+    return point
 
 
 def verify(spec: RegressionSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
