@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.colors as mcolors
+import matplotlib.ticker as mticker
 import torch
 
 from overparam.checks import CheckResult
@@ -207,6 +208,9 @@ def _map_figure(inputs: MapInputs, path: Path) -> None:
         right.fill_between(xs, [min(s) for s in usable], [max(s) for s in usable], color=colour, alpha=0.18, lw=0)
     right.axhline(1.0, color="black", lw=0.8)
     right.set_yscale("log")
+    plain = mticker.FuncFormatter(lambda value, _: f"{value:g}")  # "2", not "2×10⁰"
+    right.yaxis.set_major_formatter(plain)
+    right.yaxis.set_minor_formatter(plain)
     right.set_xticks(depths)
     right.set_xlabel("depth N")
     right.set_ylabel("speed-up over depth 1")
