@@ -28,9 +28,12 @@ def gap_figure(
     """One log-scale panel per (y label, models): median over seeds as a line, the min–max over
     seeds as a band; `marks` (model name -> (step, value)) drawn as crosses in the model's colour
     where its panel's steps reach. Written atomically."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4), dpi=120, squeeze=False)
+    curves = max(len(results) for _, results in panels)
+    below = curves > len(COLOURS)  # a legend that long would hide the curves: put it under them
+    height = 4.4 + (0.16 * curves if below else 0.0)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), dpi=120, squeeze=False)
     for ax, (ylabel, results) in zip(axes[0], panels):
-        _draw_panel(ax, results, ylabel, marks or {})
+        _draw_panel(ax, results, ylabel, marks or {}, below)
     fig.suptitle(textwrap.fill(title, width=70 * len(panels)), fontsize=10)
     save_atomic(fig, path)
 
@@ -44,9 +47,10 @@ def save_atomic(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
-def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[str, list[tuple[float, float]]]) -> None:
+def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[str, list[tuple[float, float]]], below: bool) -> None:
     marked = False
-    for colour, result in zip(COLOURS * 8, results):
+    palette = COLOURS if len(results) <= len(COLOURS) else [plt.get_cmap("tab20")(i % 20) for i in range(len(results))]
+    for colour, result in zip(palette, results):
         reach = float(result.steps[-1])
         points = [(step, value) for step, value in marks.get(result.name, []) if step <= reach]
         if points:
@@ -64,5 +68,8 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    if below:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
+    else:
+        ax.legend(fontsize=8)
     ax.set_xlim(left=0)
