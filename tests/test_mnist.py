@@ -51,6 +51,24 @@ def test_the_overparameterized_twin_adds_about_16_percent_parameters_and_starts_
     assert torch.allclose(original(x), twin(x), atol=1e-5)
 
 
+def test_random_added_factors_start_as_another_function_with_a_larger_penalty() -> None:
+    identity, random = TutorialConvnet(True, seed=0), TutorialConvnet(True, seed=0, random_factors=True)
+    assert parameter_count(random) == parameter_count(identity)
+    assert torch.equal(random.fc1.matrices[0], identity.fc1.matrices[0])  # the tutorial's weights: the same draw
+    assert not torch.equal(random.fc1.matrices[1], torch.eye(512))
+    assert float(random.fc1.matrices[1].detach().abs().max()) <= 0.2  # truncated at two standard deviations
+    assert float(random.dense_penalty().detach()) > float(identity.dense_penalty().detach())
+
+
+def test_added_factors_need_the_twin() -> None:
+    from pydantic import ValidationError
+
+    from overparam.kinds.convnet.spec import TutorialConvnetModel
+
+    with pytest.raises(ValidationError, match="overparameterized twin only"):
+        TutorialConvnetModel(kind="tutorial_convnet", name="x", added_factors="random")
+
+
 def test_training_records_cross_entropy_and_penalty_apart() -> None:
     images, labels, _ = load_mnist(MnistData(kind="mnist", split="test"), MNIST)
     ce, penalty = train_convnet(images[:640], labels[:640], overparameterized=False, seed=0, steps=20, record_every=10)

@@ -3,7 +3,8 @@
 conv 5×5×32 → ReLU → maxpool 2 → conv 5×5×64 → ReLU → maxpool 2 → dense 3136→512 → ReLU
 → dense 512→10 (dropout 0.5 before the last layer, as in the tutorial). The twin replaces
 each dense matrix by a product of two (adding 512×512 and 10×10 factors, no nonlinearity in
-between). Training: SGD with momentum 0.9, lr 0.01 × 0.95^epoch (staircase), batch 64, and
+between), started at the identity (the same function as the original) or, with
+`random_factors`, drawn like every other weight. Training: SGD with momentum 0.9, lr 0.01 × 0.95^epoch (staircase), batch 64, and
 the tutorial's penalty 5e-4 · Σ ‖θ‖²/2 over the dense layers' weights and biases.
 """
 
@@ -19,10 +20,13 @@ from torch import nn
 class Dense(nn.Module):
     """x ↦ x·W₁⋯W_k + b: one dense layer, optionally as a product of k matrices."""
 
-    def __init__(self, fan_in: int, fan_out: int, factors: int, gen: torch.Generator, bias: float) -> None:
+    def __init__(self, fan_in: int, fan_out: int, factors: int, gen: torch.Generator, bias: float, random_factors: bool = False) -> None:
         super().__init__()
         first = _truncated_normal((fan_in, fan_out), 0.1, gen)
-        extra = [torch.eye(fan_out) for _ in range(factors - 1)]  # the twin starts as the same function
+        if random_factors:
+            extra = [_truncated_normal((fan_out, fan_out), 0.1, gen) for _ in range(factors - 1)]
+        else:
+            extra = [torch.eye(fan_out) for _ in range(factors - 1)]  # the twin starts as the same function
         self.matrices = nn.ParameterList([nn.Parameter(m) for m in [first, *extra]])
         self.bias = nn.Parameter(torch.full((fan_out,), bias))
 
@@ -33,7 +37,7 @@ class Dense(nn.Module):
 
 
 class TutorialConvnet(nn.Module):
-    def __init__(self, overparameterized: bool, seed: int) -> None:
+    def __init__(self, overparameterized: bool, seed: int, random_factors: bool = False) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         factors = 2 if overparameterized else 1
@@ -44,8 +48,8 @@ class TutorialConvnet(nn.Module):
             self.conv1.bias.zero_()  # type: ignore[union-attr]  # Conv2d has a bias unless bias=False
             self.conv2.weight.copy_(_truncated_normal(tuple(self.conv2.weight.shape), 0.1, gen))
             self.conv2.bias.fill_(0.1)  # type: ignore[union-attr]  # as above
-        self.fc1 = Dense(7 * 7 * 64, 512, factors, gen, bias=0.1)
-        self.fc2 = Dense(512, 10, factors, gen, bias=0.1)
+        self.fc1 = Dense(7 * 7 * 64, 512, factors, gen, bias=0.1, random_factors=random_factors)
+        self.fc2 = Dense(512, 10, factors, gen, bias=0.1, random_factors=random_factors)
         self.dropout = nn.Dropout(0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,11 +82,12 @@ def train_convnet(
     decay: float = 0.95,
     momentum: float = 0.9,
     penalty: float = 5e-4,
+    random_factors: bool = False,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean batch cross-entropy and mean penalty term over each window of `record_every` steps: (T,), (T,)."""
     torch.manual_seed(seed)  # dropout masks
-    model = TutorialConvnet(overparameterized, seed)
+    model = TutorialConvnet(overparameterized, seed, random_factors)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     order = torch.Generator().manual_seed(seed + 1)
     per_epoch = images.shape[0] // batch_size

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from overparam.engine.convnet import TutorialConvnet, parameter_count
+from overparam.kinds.convnet.spec import TutorialConvnetModel
 from overparam.report import key_value_table
 from overparam.results import median
 from overparam.runs_report import Panels, ReportInputs
@@ -47,10 +48,7 @@ def _setup_section(inputs: ReportInputs) -> str:
         ("data", f"{inputs.data.name}: {inputs.data.shape[0]} images"),
         (
             "models",
-            "; ".join(
-                f"{m.name}: {'dense layers as products of two matrices' if m.overparameterized else 'the tutorial convnet'}"
-                for m in spec.models
-            ),
+            "; ".join(f"{m.name}: {_described(m)}" for m in spec.models),
         ),
         ("optimizer", f"SGD, momentum {train.momentum:g}, lr {train.lr:g} × {train.decay:g}^epoch, batch {train.batch_size}"),
         ("penalty", f"{train.penalty:g} × Σ‖θ‖²/2 over the dense layers' weights and biases"),
@@ -59,3 +57,10 @@ def _setup_section(inputs: ReportInputs) -> str:
         ("dtype", "float32"),
     ]
     return key_value_table("Setup", rows)
+
+
+def _described(model: TutorialConvnetModel) -> str:
+    if not model.overparameterized:
+        return "the tutorial convnet"
+    start = "the identity (the same function as the original)" if model.added_factors == "identity" else "random, like the other weights"
+    return f"dense layers as products of two matrices, the added factors starting at {start}"

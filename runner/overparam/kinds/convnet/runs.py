@@ -22,7 +22,7 @@ from overparam.store import RunStore, StoredRun
 class ConvnetRunConfig(RunConfig):
     """A convnet run: the model (original or overparameterized twin), the training, the seed."""
 
-    model: dict[str, Any]  # {kind, overparameterized}
+    model: dict[str, Any]  # {kind, overparameterized} (+ added_factors where not the identity, so older keys stay)
     train: ConvnetTrain
     seed: int
 
@@ -34,7 +34,10 @@ def plan_convnet_runs(spec: ConvnetSpec, data_fingerprint: str) -> list[Run]:
     runs = []
     for model in spec.models:
         for seed in spec.seeds:
-            config = ConvnetRunConfig(model={"kind": model.kind, "overparameterized": model.overparameterized}, train=spec.train, seed=seed)
+            described = {"kind": model.kind, "overparameterized": model.overparameterized}
+            if model.added_factors != "identity":
+                described["added_factors"] = model.added_factors
+            config = ConvnetRunConfig(model=described, train=spec.train, seed=seed)
             runs.append(Run(model.name, spec.train.lr, seed, config, config.key(data_fingerprint)))
     return runs
 
@@ -67,6 +70,7 @@ def train_convnet_runs(
             decay=train.decay,
             momentum=train.momentum,
             penalty=train.penalty,
+            random_factors=config.model.get("added_factors") == "random",
             on_progress=advance,
         )
         finite = bool(torch.isfinite(ce).all() and torch.isfinite(penalty).all())

@@ -37,6 +37,16 @@ class TutorialConvnetModel(BaseModel):
     kind: Literal["tutorial_convnet"]
     name: str = Field(..., min_length=1, max_length=60)
     overparameterized: bool = False
+    added_factors: Literal["identity", "random"] = Field(
+        "identity",
+        description="the twin's added factors: identity (the same function as the original at the start) or random like the other weights",
+    )
+
+    @model_validator(mode="after")
+    def _factors_need_a_twin(self) -> TutorialConvnetModel:
+        if self.added_factors != "identity" and not self.overparameterized:
+            raise ValueError("added_factors applies to the overparameterized twin only: set overparameterized: true or drop added_factors")
+        return self
 
 
 class ConvnetSpec(Claim):
