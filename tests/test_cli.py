@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import small_spec, write_spec
 from overparam.cli import app
+from overparam.specload import load_spec
 
 runner = CliRunner()
 
@@ -89,6 +90,19 @@ def test_verify_all_runs_every_spec_and_writes_the_index(dirs: dict[str, Path]) 
         and "[Another claim](other.md)" in index
     )
     assert "| no paper profile |" in index
+    declared = 2 * load_spec(dirs["specs"] / "a.yaml").declared_run_steps()
+    assert f"verify-all: 2 specs, {declared:,} declared run-steps" in result.output
+    assert "verify-all: 1 of 2 specs done in" in result.output and "left at this invocation's pace" in result.output
+    assert "verify-all: 2 of 2 specs done in" in result.output
+
+
+def test_the_time_left_comes_from_each_kinds_own_pace() -> None:
+    from overparam.progress import InvocationPace
+
+    pace = InvocationPace([("a", "Fast", 1000), ("b", "Slow", 10), ("c", "Fast", 3000), ("d", "Slow", 20), ("e", "Theory", 0)])
+    assert "about 3 min left" in pace.done("a", 60.0) and "not counting b, d" in pace.done("a", 60.0)  # c: 3000 steps at 60 s per 1000
+    line = pace.done("b", 600.0)  # Slow: 20 steps at 60 s each
+    assert "2 of 5 specs done" in line and "about 23 min left" in line and "not counting" not in line
 
 
 def test_the_index_shows_the_default_and_the_paper_profile(dirs: dict[str, Path]) -> None:

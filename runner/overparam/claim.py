@@ -147,6 +147,11 @@ class Claim(BaseModel):
     def lr_grid(self, name: str) -> list[float]:
         raise NotImplementedError
 
+    def declared_run_steps(self) -> int:
+        """Training steps summed over the runs the spec declares (before refinement, twins and
+        the run store): what an invocation-wide progress line counts. Nothing to train: 0."""
+        return 0
+
     def records_step(self, name: str, step: int) -> bool:
         """Whether `step` is a recorded step of model `name` at every lr of its grid."""
         raise NotImplementedError

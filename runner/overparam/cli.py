@@ -151,6 +151,7 @@ def verify_all(
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md."""
     from overparam.executors import make_executor
+    from overparam.progress import InvocationPace
     from overparam.report import write_index
     from overparam.session import Options, Session
     from overparam.specload import check_all_profiles
@@ -161,13 +162,17 @@ def verify_all(
         raise OverparamError(f"{specs_dir}: no spec has a profile {profile!r}; drop --profile or add it under a spec's profiles")
     _checked_outputs(store, reports)
     session = Session(executor=make_executor(executor, jobs, address))
-    outcomes = []
-    for path, spec in zip(paths, specs):
+    for spec in specs:
         if profile and profile not in spec.profiles:  # theory specs and maps: nothing to run at another budget
             err.print(f"[dim]{spec.id}: skipped (no profile {profile!r})[/]")
-            continue
+    chosen = [(path, spec) for path, spec in zip(paths, specs) if not profile or profile in spec.profiles]
+    pace = InvocationPace([(spec.id, type(spec).__name__, _declared(path, profile)) for path, spec in chosen])
+    err.print(pace.opening_line(), highlight=False)
+    outcomes = []
+    for path, spec in chosen:
         options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
         outcomes.append(_verify_one(path, options, session))
+        err.print(pace.done(spec.id, outcomes[-1].wall_s), highlight=False)
     index = write_index(specs, reports)
     _summary(outcomes)
     out.print(f"index: {index}")
@@ -239,6 +244,12 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
         check = outcome.checks[index]
         out.print(f"  [red]✗[/] {located[index]}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
     return outcome
+
+
+def _declared(path: Path, profile: str | None) -> int:
+    from overparam.specload import load_spec
+
+    return load_spec(path, profile).declared_run_steps()
 
 
 def _summary(outcomes: list[Outcome]) -> None:

@@ -61,3 +61,52 @@ class RichProgress:
             self._bar.stop()
         self._bar = None
         self._task = None
+
+
+class InvocationPace:
+    """Where a many-spec invocation stands, one line after each spec: specs done, the declared
+    run-steps behind it (Claim.declared_run_steps) and the time left, from the pace each kind of
+    spec has kept so far in this invocation (a convnet step costs ~1000× a regression run-step,
+    so one pace for all would mislead). A kind not yet timed is named rather than guessed."""
+
+    def __init__(self, plan: list[tuple[str, str, int]]) -> None:
+        self._plan = plan  # (spec id, kind, declared run-steps), in running order
+        self._walls: dict[str, float] = {}
+        self._start = time.monotonic()
+
+    def opening_line(self) -> str:
+        total = sum(steps for _, _, steps in self._plan)
+        return f"verify-all: {len(self._plan)} specs, {total:,} declared run-steps (before refinement and one-ulp twins)"
+
+    def done(self, spec_id: str, wall_s: float) -> str:
+        self._walls[spec_id] = wall_s
+        finished = [entry for entry in self._plan if entry[0] in self._walls]
+        left = [entry for entry in self._plan if entry[0] not in self._walls]
+        elapsed = time.monotonic() - self._start
+        line = f"verify-all: {len(finished)} of {len(self._plan)} specs done in {_duration(elapsed)}"
+        if not left:
+            return line
+        estimate, untimed = self._time_left(finished, left)
+        line += f"; about {_duration(estimate)} left at this invocation's pace"
+        return line + (f" (not counting {', '.join(untimed)}: no spec of its kind timed yet)" if untimed else "")
+
+    def _time_left(self, finished: list[tuple[str, str, int]], left: list[tuple[str, str, int]]) -> tuple[float, list[str]]:
+        pace: dict[str, tuple[float, int]] = {}
+        for spec_id, kind, steps in finished:
+            wall, counted = pace.get(kind, (0.0, 0))
+            pace[kind] = (wall + self._walls[spec_id], counted + steps)
+        estimate, untimed = 0.0, []
+        for spec_id, kind, steps in left:
+            wall, counted = pace.get(kind, (0.0, 0))
+            if steps == 0:
+                continue
+            if counted == 0:
+                untimed.append(spec_id)
+            else:
+                estimate += steps * wall / counted
+        return estimate, untimed
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"

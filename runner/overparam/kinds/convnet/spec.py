@@ -58,6 +58,9 @@ class ConvnetSpec(Claim):
     def model(self, name: str) -> TutorialConvnetModel:
         return next(m for m in self.models if m.name == name)
 
+    def declared_run_steps(self) -> int:
+        return len(self.models) * len(self.seeds) * self.train.steps
+
     def lr_grid(self, name: str) -> list[float]:
         return [self.train.lr]
 

@@ -184,6 +184,9 @@ class MapSpec(Claim):
     def model_names(self) -> list[str]:
         return [depth_name(n) for n in self.all_depths]
 
+    def declared_run_steps(self) -> int:
+        return sum(self.row_spec(level).declared_run_steps() for level in self.rows.levels)
+
     @property
     def all_depths(self) -> list[int]:
         return [BASELINE_DEPTH, *sorted(set(self.depths))]

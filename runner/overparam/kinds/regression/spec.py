@@ -178,6 +178,10 @@ class RegressionSpec(Claim):
         own = self.model(name).lr
         return sorted(own) if own else self.tune.lr
 
+    def declared_run_steps(self) -> int:
+        per_seed = sum(self.train.schedule(lr)[0] for m in self.models for lr in self.lr_grid(m.name))
+        return per_seed * len(self.seeds)
+
     @property
     def all_lrs(self) -> list[float]:
         return sorted({lr for m in self.models for lr in self.lr_grid(m.name)})
