@@ -247,3 +247,12 @@ def test_a_failing_check_is_named_by_its_file_line_and_index(tmp_path: Path, dir
     failing = [text for text in result.output.splitlines() if "✗" in text]
     assert len(failing) == 2 and "verdict: shown as undecided" in failing[0], result.output
     assert f"{path}:{line}:3: checks[1]: final_loss of deep ≤ 1e-30" in failing[1], result.output
+
+
+def test_a_variant_is_drawn_dashed_in_its_models_colour() -> None:
+    from overparam.figures import COLOURS, _line_styles
+
+    styles = _line_styles(["GD", "Adam", "Adam (TF1)", "Adam random init", "GD (TF1) (x)"])
+    assert styles[2] == (styles[1][0], True) and styles[1][1] is False  # "Adam (TF1)": Adam's colour, dashed
+    assert styles[3] == (COLOURS[2], False)  # no parenthesised note: a curve of its own
+    assert styles[4] == (styles[0][0], True)

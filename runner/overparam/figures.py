@@ -49,8 +49,7 @@ def save_atomic(fig: Figure, path: Path) -> None:
 
 def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[str, list[tuple[float, float]]], below: bool) -> None:
     marked = False
-    palette = COLOURS if len(results) <= len(COLOURS) else [plt.get_cmap("tab20")(i % 20) for i in range(len(results))]
-    for colour, result in zip(palette, results):
+    for (colour, dashed), result in zip(_line_styles([r.name for r in results]), results):
         reach = float(result.steps[-1])
         points = [(step, value) for step, value in marks.get(result.name, []) if step <= reach]
         if points:
@@ -61,7 +60,7 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
             continue
         gaps = result.gaps.clamp_min(GAP_FLOOR)
         mid = gaps.median(dim=0).values
-        ax.plot(result.steps, mid, color=colour, lw=1.6, label=f"{result.name} (lr {result.lr:g})")
+        ax.plot(result.steps, mid, color=colour, lw=1.6, ls="--" if dashed else "-", label=f"{result.name} (lr {result.lr:g})")
         if gaps.shape[0] > 1:
             ax.fill_between(result.steps, gaps.min(dim=0).values, gaps.max(dim=0).values, color=colour, alpha=0.18, lw=0)
     ax.set_yscale("log")
@@ -73,3 +72,24 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
     else:
         ax.legend(fontsize=8)
     ax.set_xlim(left=0)
+
+
+def _line_styles(names: list[str]) -> list[tuple[object, bool]]:
+    """(colour, dashed) per curve. A variant, named as another curve plus a parenthesised note
+    ("Adam (TF1)" beside "Adam"), is drawn dashed in that curve's colour; every other curve takes
+    the next colour of the paper's palette (or of tab20 when there are more curves than it has)."""
+    bases = [name for name in names if _variant_of(name, names) is None]
+    palette: list[object] = list(COLOURS) if len(bases) <= len(COLOURS) else [plt.get_cmap("tab20")(i % 20) for i in range(len(bases))]
+    colour_of = dict(zip(bases, palette))
+    styles = []
+    for name in names:
+        base = _variant_of(name, names)
+        styles.append((colour_of[base], True) if base is not None else (colour_of[name], False))
+    return styles
+
+
+def _variant_of(name: str, names: list[str]) -> str | None:
+    for other in names:
+        if other != name and name.startswith(other + " (") and name.endswith(")") and _variant_of(other, names) is None:
+            return other
+    return None
