@@ -48,8 +48,11 @@ class UciGasData(BaseModel):
     )
 
     def label(self) -> str:
-        without = f" without batch {', '.join(map(str, self.exclude_batches))}" if self.exclude_batches else ""
-        return f"UCI gas {self.gas_class}{without}"
+        return f"UCI gas {self.gas_class}{self.without()}"
+
+    def without(self) -> str:
+        """' without batch 1, 2' where batches are left out, else ''."""
+        return f" without batch {', '.join(map(str, self.exclude_batches))}" if self.exclude_batches else ""
 
     def load(self, spec_path: Path, data_dir: Path | None) -> Dataset:
         explicit = data_dir or ((spec_path.parent / self.path) if self.path else None)
@@ -229,5 +232,4 @@ def load_uci_gas(cfg: UciGasData, folder: Path) -> Dataset:
         "preprocessing": "z-scored features and target" if cfg.standardize else "raw",
         "class label": CLASS_NOTE,
     }
-    name = f"UCI gas class {cfg.gas_class}" + (f" without batch {', '.join(map(str, cfg.exclude_batches))}" if cfg.exclude_batches else "")
-    return Dataset(X=X, y=y, fingerprint=digest.hexdigest()[:16], name=name, details=details)
+    return Dataset(X=X, y=y, fingerprint=digest.hexdigest()[:16], name=f"UCI gas class {cfg.gas_class}{cfg.without()}", details=details)
