@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import EVERY_KIND_MODELS, all_losses, planned_runs_of_every_kind, small_spec, write_spec
-from overparam.engine import DeepLinear, run_loop
+from overparam.engine import DeepLinear, loop, run_loop
 from overparam.engine.init import NormalInit, initial_layers
 from overparam.engine.kernel import BoundStep, FusedKernel, build, compiler, fused_kernel, load_kernel
 from overparam.engine.optim import AdaDelta, AdaGrad, Adam, Optimizer
@@ -94,6 +94,31 @@ def test_a_diverging_run_in_the_kernel_is_frozen_and_the_others_go_on(fused: Fus
     assert kern.diverged_at == ops.diverged_at and kern.diverged_at[1] is not None
     others = [0, 2, 3]
     assert torch.allclose(kern.losses[others], ops.losses[others], rtol=1e-12, atol=0)
+
+
+def test_after_a_divergence_the_data_pass_takes_only_the_live_runs_and_their_bits_do_not_change(
+    fused: FusedKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = problem(torch.float64)
+    alone = run_loop(model(2, 9, [1e-3], torch.float64, fused), X, y, 4.0, 200, 10, kernel=fused)
+    rows_per_pass: list[int] = []
+    make_objective = loop.objective_for
+
+    def spied(*args: object, **kwargs: object) -> loop.Objective:
+        objective = make_objective(*args, **kwargs)  # type: ignore[arg-type]
+
+        def counted(w: torch.Tensor, with_loss: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+            rows_per_pass.append(w.shape[0])
+            return objective(w, with_loss)
+
+        return counted  # type: ignore[return-value]
+
+    monkeypatch.setattr(loop, "objective_for", spied)
+    beside = run_loop(model(2, 9, [1e-3, 50.0], torch.float64, fused), X, y, 4.0, 200, 10, kernel=fused)
+    assert beside.diverged_at[1] is not None and beside.diverged_at[0] is None
+    assert rows_per_pass[0] == 2 and rows_per_pass[-1] == 1 and rows_per_pass.count(1) >= 200 - beside.diverged_at[1]
+    assert torch.isnan(beside.losses[1, -1])
+    assert torch.equal(beside.losses[0], alone.losses[0])
 
 
 # --- AdaGrad, AdaDelta and Adam in the kernel (fused_step.c's adaptive_step, optim.h's rules) ----
