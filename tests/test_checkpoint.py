@@ -35,9 +35,15 @@ def test_a_group_stopped_mid_way_resumes_from_its_checkpoint_bit_for_bit(tmp_pat
         train_group(group, dataset, "cpu", crash_at_step_40, checkpoints.for_group([r.key for r in group]))
     saved = torch.load(next((tmp_path / "checkpoints").glob("*.pt")), weights_only=True)
     assert saved["step"] == 40
-    resumed = train_group(group, dataset, "cpu", lambda _: None, checkpoints.for_group([r.key for r in group]))
+    reported: list[tuple[int, bool]] = []
+    resumed = train_group(
+        group, dataset, "cpu", lambda n, resumed=False: reported.append((n, resumed)), checkpoints.for_group([r.key for r in group])
+    )
     for a, b in zip(whole, resumed):
         assert torch.equal(a.losses, b.losses) and torch.equal(a.end_to_end, b.end_to_end), a.config["model"]
+    # the checkpoint's 40 steps count as done but were not trained here: the progress's pace leaves them out
+    assert reported[0] == (40 * len(group), True)
+    assert sum(n for n, was_resumed in reported if not was_resumed) == 20 * len(group)
 
 
 def test_a_damaged_checkpoint_is_set_aside_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

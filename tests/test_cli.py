@@ -105,6 +105,14 @@ def test_the_time_left_comes_from_each_kinds_own_pace() -> None:
     assert "2 of 5 specs done" in line and "about 23 min left" in line and "not counting" not in line
 
 
+def test_a_spec_from_the_run_store_does_not_make_the_rest_look_cheap() -> None:
+    from overparam.progress import InvocationPace
+
+    pace = InvocationPace([("a", "Fast", 1000), ("b", "Fast", 1000), ("c", "Fast", 1000)])
+    assert "not counting b, c" in pace.done("a", 1.0, trained=0, cached=40)  # nothing trained: no pace yet
+    assert "about 2 min left" in pace.done("b", 30.0, trained=10, cached=30)  # 250 of its steps in 30 s: c takes 2 min
+
+
 def test_the_index_shows_the_default_and_the_paper_profile(dirs: dict[str, Path]) -> None:
     dirs["specs"].mkdir()
     failing_paper = {"paper": {"checks": [{"kind": "bound", "metric": "final_gap", "model": "shallow", "hi": 1e-30}]}}
@@ -216,6 +224,26 @@ def test_progress_without_a_terminal_prints_plain_lines(monkeypatch) -> None:  #
     bar.advance(2000)
     bar.end()
     assert "l4_depth: 2 of 4 runs' steps done" in log.getvalue() and "run-steps/s" in log.getvalue()
+
+
+def test_run_steps_resumed_from_a_checkpoint_count_as_done_but_not_toward_the_pace(monkeypatch) -> None:  # noqa: ANN001
+    import io
+
+    from rich.console import Console
+
+    from overparam import progress
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    log = io.StringIO()
+    bar = progress.RichProgress(Console(file=log, force_terminal=False))
+    bar.begin("adam_depth", runs=4, run_steps=4_000_000)
+    bar.advance(3_000_000, resumed=True)  # a checkpoint's steps, done by an earlier process
+    bar.advance(1)
+    bar.end()
+    last = [line for line in log.getvalue().splitlines() if "steps done" in line][-1]
+    assert "3000000 of 4 runs" not in last and "3 of 4 runs' steps done" in last
+    speed = float(last.split(" run-steps/s")[0].rsplit(", ", 1)[-1].replace(",", ""))
+    assert speed < 1e5  # one run-step in this process, not 3e6 in no time
 
 
 def test_help_does_not_load_torch() -> None:

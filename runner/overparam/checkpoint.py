@@ -63,6 +63,7 @@ class GroupCheckpoint:
         self.path, self.keys, self.every_s = path, keys, every_s
         self._last = time.monotonic()
         self.interrupted = False
+        self.resumed_at = 0  # the step load() found saved: done in an earlier process, not this one
 
     def due(self) -> bool:
         return self.interrupted or time.monotonic() - self._last >= self.every_s
@@ -82,7 +83,8 @@ class GroupCheckpoint:
             print(f"overparam: {self.path}: checkpoint unreadable ({error}); training its group from the start", file=sys.stderr)
             self.path.unlink(missing_ok=True)
             return None
-        print(f"overparam: {len(self.keys)} runs resume from their checkpoint at step {int(state['step']):,}", file=sys.stderr)
+        self.resumed_at = int(state["step"])
+        print(f"overparam: {len(self.keys)} runs resume from their checkpoint at step {self.resumed_at:,}", file=sys.stderr)
         return state
 
     def save(self, state: dict[str, Any]) -> None:

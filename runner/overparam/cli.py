@@ -172,7 +172,8 @@ def verify_all(
     for path, spec in chosen:
         options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
         outcomes.append(_verify_one(path, options, session))
-        err.print(pace.done(spec.id, outcomes[-1].wall_s), highlight=False)
+        last = outcomes[-1]
+        err.print(pace.done(spec.id, last.wall_s, last.trained, last.cached), highlight=False)
     index = write_index(specs, reports)
     _summary(outcomes)
     out.print(f"index: {index}")

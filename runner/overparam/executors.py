@@ -141,7 +141,7 @@ def train_in_worker(
     return train_group(runs, dataset, device, _no_progress, checkpoint)
 
 
-def _no_progress(run_steps: int) -> None:
+def _no_progress(run_steps: int, resumed: bool = False) -> None:
     """Workers report when a group finishes, not within it."""
 
 

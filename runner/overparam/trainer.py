@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -20,7 +20,12 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # more; padding each model's runs to 4 makes a run's numbers independent of the group it lands in
 # (tests/test_reliability.py proves it bit for bit). The padding copies are trained and dropped.
 MIN_BATCH = 4
-Progress = Callable[[int], None]  # run-steps just finished
+
+
+class Progress(Protocol):
+    def __call__(self, run_steps: int, resumed: bool = False) -> None:
+        """`run_steps` just finished; `resumed`: finished in an earlier process (a checkpoint's), so
+        they count toward what is done but not toward the pace."""
 
 
 def train_group(
@@ -54,6 +59,9 @@ def train_group(
 
     def advance(step: int) -> None:
         nonlocal last
+        if last == 0 and checkpoint is not None and checkpoint.resumed_at:
+            last = min(step, checkpoint.resumed_at)
+            on_progress(last * len(group), resumed=True)
         on_progress((step - last) * len(group))
         last = step
 
