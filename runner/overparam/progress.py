@@ -46,7 +46,8 @@ class RichProgress:
         if self._bar is None or self._task is None:
             return
         self._done += run_steps
-        self._resumed += run_steps if resumed else 0
+        if resumed:
+            self._resumed += run_steps
         task = self._bar.tasks[0]
         rate = f"{self._trained / task.elapsed:,.0f}" if task.elapsed else "…"
         self._bar.update(self._task, completed=self._done / self._steps_per_run, rate=rate)
@@ -80,8 +81,7 @@ class InvocationPace:
 
     def __init__(self, plan: list[tuple[str, str, int]]) -> None:
         self._plan = plan  # (spec id, kind, declared run-steps), in running order
-        self._walls: dict[str, float] = {}
-        self._trained_share: dict[str, float] = {}
+        self._finished: dict[str, tuple[float, float]] = {}  # spec id → (wall s, share of its runs trained)
         self._start = time.monotonic()
 
     def opening_line(self) -> str:
@@ -90,10 +90,9 @@ class InvocationPace:
 
     def done(self, spec_id: str, wall_s: float, trained: int = 1, cached: int = 0) -> str:
         """The line after `spec_id`, which took `wall_s` to train `trained` runs and fetch `cached`."""
-        self._walls[spec_id] = wall_s
-        self._trained_share[spec_id] = trained / (trained + cached) if trained + cached else 0.0
-        finished = [entry for entry in self._plan if entry[0] in self._walls]
-        left = [entry for entry in self._plan if entry[0] not in self._walls]
+        self._finished[spec_id] = (wall_s, trained / (trained + cached) if trained + cached else 0.0)
+        finished = [entry for entry in self._plan if entry[0] in self._finished]
+        left = [entry for entry in self._plan if entry[0] not in self._finished]
         elapsed = time.monotonic() - self._start
         line = f"verify-all: {len(finished)} of {len(self._plan)} specs done in {_duration(elapsed)}"
         if not left:
@@ -105,11 +104,11 @@ class InvocationPace:
     def _time_left(self, finished: list[tuple[str, str, int]], left: list[tuple[str, str, int]]) -> tuple[float, list[str]]:
         pace: dict[str, tuple[float, int]] = {}
         for spec_id, kind, steps in finished:
-            share = self._trained_share[spec_id]
+            spec_wall, share = self._finished[spec_id]
             if share == 0:  # all from the store: says nothing about the pace of training
                 continue
             wall, counted = pace.get(kind, (0.0, 0))
-            pace[kind] = (wall + self._walls[spec_id], counted + round(steps * share))
+            pace[kind] = (wall + spec_wall, counted + round(steps * share))
         estimate, untimed = 0.0, []
         for spec_id, kind, steps in left:
             wall, counted = pace.get(kind, (0.0, 0))
