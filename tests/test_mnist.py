@@ -10,7 +10,7 @@ import torch
 
 from conftest import MNIST_DIR, needs_mnist
 from overparam.data.mnist import MnistData, load_mnist, locate, read_idx
-from overparam.engine.convnet import TutorialConvnet, parameter_count, train_convnet
+from overparam.engine.convnet import TutorialConvnet, decays_so_far, parameter_count, train_convnet
 from overparam.errors import OverparamError
 
 MNIST = MNIST_DIR
@@ -75,6 +75,42 @@ def test_training_records_cross_entropy_and_penalty_apart() -> None:
     assert ce.shape == penalty.shape == (2,)
     assert ce[1] < ce[0]  # learning
     assert 2.5 < float(penalty[0]) < 4.0  # the tutorial's penalty is ≈3 at init, as CLAIMS.md notes
+
+
+def test_the_tutorials_decay_period_counts_images_seen_not_epochs_of_the_split() -> None:
+    # The tutorial decays once per train_size = 55,000 images: 859 steps of 64, then the first decay,
+    # and 9 decays by its last step (10 epochs ≈ 8.6k steps), whatever split is at hand.
+    assert decays_so_far(859, epoch=85, batch_size=64, every_images=55_000) == 0
+    assert decays_so_far(860, epoch=86, batch_size=64, every_images=55_000) == 1
+    assert decays_so_far(8_599, epoch=55, batch_size=64, every_images=55_000) == 10
+    assert decays_so_far(8_593, epoch=55, batch_size=64, every_images=55_000) == 9
+    assert decays_so_far(8_599, epoch=55, batch_size=64, every_images=None) == 55  # once per epoch of the 10k split
+
+
+def test_a_decay_period_of_one_epoch_gives_the_epoch_schedules_bits_and_a_shorter_one_changes_the_run() -> None:
+    images, labels, _ = load_mnist(MnistData(kind="mnist", split="test"), MNIST)
+    images, labels = images[:320], labels[:320]  # 5 steps of 64 per epoch
+
+    def run(every: int | None) -> torch.Tensor:
+        ce, _ = train_convnet(
+            images, labels, overparameterized=False, seed=0, steps=12, record_every=4, decay=0.5, decay_every_images=every
+        )
+        return ce
+
+    per_epoch = run(None)
+    assert torch.equal(run(320), per_epoch)
+    assert not torch.equal(run(64), per_epoch)
+
+
+def test_an_unset_decay_period_leaves_a_runs_key_as_it_was() -> None:
+    from pydantic import ValidationError
+
+    from overparam.kinds.convnet.spec import ConvnetTrain
+
+    assert "decay_every_images" not in ConvnetTrain(steps=300, record_every=25).model_dump()
+    assert ConvnetTrain(steps=300, record_every=25, decay_every_images=55_000).model_dump()["decay_every_images"] == 55_000
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        ConvnetTrain(steps=300, record_every=25, decay_every_images=0)
 
 
 def test_a_download_from_a_mirror_is_checked_and_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,10 @@ conv 5×5×32 → ReLU → maxpool 2 → conv 5×5×64 → ReLU → maxpool 2 �
 → dense 512→10 (dropout 0.5 before the last layer, as in the tutorial). The twin replaces
 each dense matrix by a product of two (adding 512×512 and 10×10 factors, no nonlinearity in
 between), started at the identity (the same function as the original) or, with
-`random_factors`, drawn like every other weight. Training: SGD with momentum 0.9, lr 0.01 × 0.95^epoch (staircase), batch 64, and
-the tutorial's penalty 5e-4 · Σ ‖θ‖²/2 over the dense layers' weights and biases.
+`random_factors`, drawn like every other weight. Training: SGD with momentum 0.9, batch 64,
+lr 0.01 × 0.95^k (staircase: k counts the epochs, or with `decay_every_images` the blocks of that
+many images seen, as the tutorial's train_size of 55,000), and the tutorial's penalty
+5e-4 · Σ ‖θ‖²/2 over the dense layers' weights and biases.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def train_convnet(
     momentum: float = 0.9,
     penalty: float = 5e-4,
     random_factors: bool = False,
+    decay_every_images: int | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean batch cross-entropy and mean penalty term over each window of `record_every` steps: (T,), (T,)."""
@@ -97,8 +100,8 @@ def train_convnet(
         epoch, batch = divmod(step, per_epoch)
         if batch == 0:
             permutation = torch.randperm(images.shape[0], generator=order)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * decay**epoch  # the tutorial's staircase decay, once per epoch
+        for group in optimizer.param_groups:
+            group["lr"] = lr * decay ** decays_so_far(step, epoch, batch_size, decay_every_images)
         index = permutation[batch * batch_size : (batch + 1) * batch_size]
         ce = nn.functional.cross_entropy(model(images[index]), labels[index])
         term = penalty * model.dense_penalty()
@@ -113,6 +116,12 @@ def train_convnet(
             ce_sum = pen_sum = 0.0
             on_progress(step + 1)
     return torch.tensor(cross_entropy, dtype=torch.float64), torch.tensor(penalties, dtype=torch.float64)
+
+
+def decays_so_far(step: int, epoch: int, batch_size: int, every_images: int | None) -> int:
+    """The tutorial's staircase: one decay per `every_images` images seen (its train_size, 55,000),
+    or per epoch of the images at hand where no period is given."""
+    return epoch if every_images is None else step * batch_size // every_images
 
 
 def _truncated_normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from overparam.engine.convnet import TutorialConvnet, parameter_count
-from overparam.kinds.convnet.spec import TutorialConvnetModel
+from overparam.kinds.convnet.spec import ConvnetTrain, TutorialConvnetModel
 from overparam.report import key_value_table
 from overparam.results import median
 from overparam.runs_report import Panels, ReportInputs
@@ -50,13 +50,18 @@ def _setup_section(inputs: ReportInputs) -> str:
             "models",
             "; ".join(f"{m.name}: {_described(m)}" for m in spec.models),
         ),
-        ("optimizer", f"SGD, momentum {train.momentum:g}, lr {train.lr:g} × {train.decay:g}^epoch, batch {train.batch_size}"),
+        ("optimizer", f"SGD, momentum {train.momentum:g}, lr {train.lr:g} × {train.decay:g}^{_decays(train)}, batch {train.batch_size}"),
         ("penalty", f"{train.penalty:g} × Σ‖θ‖²/2 over the dense layers' weights and biases"),
         ("steps", f"{train.steps:,} (losses averaged over windows of {train.record_every:,} steps)"),
         ("seeds", ", ".join(map(str, spec.seeds))),
         ("dtype", "float32"),
     ]
     return key_value_table("Setup", rows)
+
+
+def _decays(train: ConvnetTrain) -> str:
+    """The exponent of the lr's staircase, in words."""
+    return "epoch" if train.decay_every_images is None else f"⌊images seen / {train.decay_every_images:,}⌋"
 
 
 def _described(model: TutorialConvnetModel) -> str:

@@ -71,6 +71,7 @@ def train_convnet_runs(
             momentum=train.momentum,
             penalty=train.penalty,
             random_factors=config.model.get("added_factors") == "random",
+            decay_every_images=train.decay_every_images,
             on_progress=advance,
         )
         finite = bool(torch.isfinite(ce).all() and torch.isfinite(penalty).all())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from overparam.claim import Claim
 from overparam.data.mnist import MnistData
@@ -12,7 +12,8 @@ from overparam.strict import STRICT, strict_with
 
 
 class ConvnetTrain(BaseModel):
-    """The tutorial's training: SGD with momentum, lr decayed once per epoch, an L2 penalty on the dense layers."""
+    """The tutorial's training: SGD with momentum, lr decayed in steps (once per epoch, or per
+    `decay_every_images` images seen), an L2 penalty on the dense layers."""
 
     model_config = strict_with(rules=("steps is a multiple of record_every",))
     steps: int = Field(..., ge=1, le=1_000_000)
@@ -20,8 +21,21 @@ class ConvnetTrain(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096)
     lr: float = Field(0.01, gt=0.0, le=10.0)
     decay: float = Field(0.95, gt=0.0, le=1.0, description="lr factor per epoch (staircase)")
+    decay_every_images: int | None = Field(
+        None,
+        ge=1,
+        description="decay once per this many images seen (the tutorial's train_size: 55000) instead of once per epoch of the split",
+    )
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     penalty: float = Field(5e-4, ge=0.0, description="× Σ‖θ‖²/2 over the dense layers' weights and biases")
+
+    @model_serializer(mode="wrap")
+    def _unset_period_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A run's key hashes this dump: without a decay period, runs keep the keys they had before it existed."""
+        dumped: dict[str, Any] = handler(self)
+        if self.decay_every_images is None:
+            dumped.pop("decay_every_images", None)
+        return dumped
 
     @model_validator(mode="after")
     def _windows_fit(self) -> ConvnetTrain:
