@@ -20,7 +20,7 @@ class ConvnetTrain(BaseModel):
     record_every: int = Field(..., ge=1, description="average batch losses over windows of this many steps")
     batch_size: int = Field(64, ge=1, le=4096)
     lr: float = Field(0.01, gt=0.0, le=10.0)
-    decay: float = Field(0.95, gt=0.0, le=1.0, description="lr factor per epoch (staircase)")
+    decay: float = Field(0.95, gt=0.0, le=1.0, description="lr factor per decay (staircase: once per epoch, or per decay_every_images)")
     decay_every_images: int | None = Field(
         None,
         ge=1,
