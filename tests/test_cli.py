@@ -44,6 +44,24 @@ def test_run_writes_a_report_with_figure_and_a_rerun_trains_nothing(tmp_path: Pa
     assert "10 runs trained" in fresh.output  # 8 and the 2 one-ulp twins of the checked model
 
 
+def test_stored_only_reports_from_the_store_and_refuses_to_train(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    path = write_spec(tmp_path, small_spec())
+    missing = invoke("run", path, "--stored-only", *run_args(dirs))
+    assert missing.exit_code == 2 and "no such run store" in missing.output and not dirs["store"].exists()
+    assert invoke("run", path, *run_args(dirs)).exit_code == 0
+    (dirs["reports"] / "tiny.md").unlink()
+    again = invoke("run", path, "--stored-only", *run_args(dirs))
+    assert again.exit_code == 0, again.output
+    assert "0 runs trained, 10 from the run store" in again.output and (dirs["reports"] / "tiny.md").is_file()
+    wider = write_spec(tmp_path, small_spec(seeds=[0, 1, 2]))  # a seed the store has never seen
+    refused = invoke("run", wider, "--stored-only", *run_args(dirs))
+    assert refused.exit_code == 2, refused.output
+    assert "of the" in refused.output and "are not in this run store" in refused.output and "Traceback" not in refused.output
+    assert "trained" not in refused.output
+    both = invoke("run", path, "--stored-only", "--fresh", *run_args(dirs))
+    assert both.exit_code == 2 and "pass one" in both.output
+
+
 def test_a_failing_check_exits_1_and_prints_its_evidence(tmp_path: Path, dirs: dict[str, Path]) -> None:
     spec = small_spec(checks=[{"kind": "bound", "metric": "final_gap", "model": "deep", "hi": 1e-30}])
     result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
@@ -203,8 +221,10 @@ def test_the_convnet_claim_runs_end_to_end_on_real_mnist(tmp_path: Path, dirs: d
         "checks": [{"kind": "bound", "metric": "final_loss", "model": "twin", "hi": 10.0}],
     }
     path = write_spec(tmp_path, spec)
-    first = invoke("run", path, *run_args(dirs))
+    first = invoke("run", path, "--checkpoint-every", "0", *run_args(dirs))  # a checkpoint at every step
     assert first.exit_code == 0, first.output
+    checkpoints = dirs["store"].with_name(dirs["store"].name + ".checkpoints")
+    assert checkpoints.is_dir() and not list(checkpoints.iterdir())  # each dropped once its run was stored
     report = (dirs["reports"] / "tiny_convnet.md").read_text()
     assert "Verdict: reproduced (decided by the checks" in report and "1,925,614" in report
     assert "0 runs trained, 2 from the run store" in invoke("run", path, *run_args(dirs)).output

@@ -132,3 +132,35 @@ def test_a_download_from_a_mirror_is_checked_and_read(tmp_path: Path, monkeypatc
     assert images.parent == tmp_path / "cache"
     downloaded = load_mnist(MnistData(kind="mnist", split="test"), None)
     assert downloaded[2] == load_mnist(MnistData(kind="mnist", split="test"), MNIST)[2]
+
+
+def test_a_convnet_run_stopped_mid_epoch_resumes_from_its_checkpoint_bit_for_bit(tmp_path: Path) -> None:
+    from overparam.checkpoint import CheckpointedInterrupt, Checkpoints
+
+    images, labels, _ = load_mnist(MnistData(kind="mnist", split="test"), MNIST)
+    images, labels = images[:320], labels[:320]  # 5 steps of 64 per epoch: the stop falls mid-epoch
+    settings = dict(overparameterized=True, seed=3, steps=14, record_every=4, decay=0.5, decay_every_images=192)
+    whole = train_convnet(images, labels, **settings)  # type: ignore[arg-type]  # the settings' types are the parameters'
+
+    checkpoint = Checkpoints(tmp_path / "checkpoints", every_s=3600.0).for_group(["a run"])
+
+    def ctrl_c_after_step_8(step: int) -> None:
+        if step == 8:
+            checkpoint.interrupted = True  # what SIGINT sets: the next step boundary saves, then stops
+
+    with pytest.raises(CheckpointedInterrupt, match="step 8 of 14"):
+        train_convnet(images, labels, on_progress=ctrl_c_after_step_8, checkpoint=checkpoint, **settings)  # type: ignore[arg-type]
+    torch.manual_seed(12345)  # another process: the global stream dropout draws from is not where it was
+    resumed_from = Checkpoints(tmp_path / "checkpoints").for_group(["a run"])
+    again = train_convnet(images, labels, checkpoint=resumed_from, **settings)  # type: ignore[arg-type]
+    assert resumed_from.resumed_at == 8
+    assert torch.equal(again[0], whole[0]) and torch.equal(again[1], whole[1])
+    # Without the random streams restored the resumed run differs: the test can see a wrong resume.
+    broken = Checkpoints(tmp_path / "broken", every_s=0.0).for_group(["a run"])
+    with pytest.raises(CheckpointedInterrupt):
+        train_convnet(images, labels, on_progress=lambda step: setattr(broken, "interrupted", step == 8), checkpoint=broken, **settings)  # type: ignore[arg-type]
+    saved = torch.load(broken.path, weights_only=True)
+    saved["order_rng"] = torch.Generator().manual_seed(99).get_state()
+    torch.save(saved, broken.path)
+    resumed_wrongly = Checkpoints(tmp_path / "broken").for_group(["a run"])
+    assert not torch.equal(train_convnet(images, labels, checkpoint=resumed_wrongly, **settings)[0], whole[0])  # type: ignore[arg-type]

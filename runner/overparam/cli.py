@@ -100,6 +100,9 @@ CheckpointOpt = Annotated[
     float,
     typer.Option("--checkpoint-every", min=0.0, help="seconds between checkpoints of a group in training (a kill loses at most this)"),
 ]
+StoredOnlyOpt = Annotated[
+    bool, typer.Option("--stored-only", help="train nothing: report from the run store, and stop (exit 2) if it lacks a run")
+]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001")]
 
 
@@ -118,15 +121,17 @@ def run(
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
+    stored_only: StoredOnlyOpt = False,
 ) -> None:
     """Run specs, check their claims, write reports/<id>.md."""
     from overparam.executors import make_executor
     from overparam.session import Options, Session
     from overparam.specload import load_spec
 
-    options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
+    options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every, stored_only)
     for path in specs:
         load_spec(path, profile)  # every spec is checked before anything trains
+    _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
     _checked_outputs(store, reports)
     session = Session(executor=make_executor(executor, jobs, address))
     outcomes = [_verify_one(path, options, session) for path in specs]
@@ -148,6 +153,7 @@ def verify_all(
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
+    stored_only: StoredOnlyOpt = False,
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md."""
     from overparam.executors import make_executor
@@ -160,6 +166,7 @@ def verify_all(
     specs = [check_all_profiles(path) for path in paths]
     if profile and not any(profile in spec.profiles for spec in specs):
         raise OverparamError(f"{specs_dir}: no spec has a profile {profile!r}; drop --profile or add it under a spec's profiles")
+    _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
     _checked_outputs(store, reports)
     session = Session(executor=make_executor(executor, jobs, address))
     for spec in specs:
@@ -170,7 +177,7 @@ def verify_all(
     err.print(pace.opening_line(), highlight=False)
     outcomes = []
     for path, spec in chosen:
-        options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every)
+        options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every, stored_only)
         outcomes.append(_verify_one(path, options, session))
         last = outcomes[-1]
         err.print(pace.done(spec.id, last.wall_s, last.trained, last.cached), highlight=False)
@@ -286,6 +293,13 @@ def _checked_outputs(store: Path, reports: Path) -> None:
     probe = reports / ".overparam-writable"
     write_whole(probe, lambda partial: partial.write_text(""))
     probe.unlink()
+
+
+def _checked_stored_only(store: Path, stored_only: bool, fresh: bool) -> None:
+    if stored_only and fresh:
+        raise OverparamError("--stored-only and --fresh: the one reads every run from the store, the other trains every run; pass one")
+    if stored_only and not store.is_file():
+        raise OverparamError(f"--store {store}: no such run store, and --stored-only trains nothing; pass the store that holds the runs")
 
 
 def _checked_device(device: str) -> str:

@@ -12,7 +12,8 @@ from overparam.checkpoint import DEFAULT_EVERY_S, Checkpoints
 from overparam.checks import CheckResult
 from overparam.claim import Claim
 from overparam.data.dataset import Dataset
-from overparam.executors import Executor, InProcess, Job, jobs_for, train_jobs
+from overparam.errors import OverparamError
+from overparam.executors import Executor, InProcess, jobs_for, train_jobs
 from overparam.plan import Run
 from overparam.store import RunStore, StoredRun
 
@@ -34,13 +35,14 @@ class Options:
     data_dir: Path | None = None
     fresh: bool = False
     checkpoint_every_s: float = DEFAULT_EVERY_S
+    stored_only: bool = False  # report from the store alone: a missing run is an error, not a training job
 
-    def checkpoints(self, jobs: list[Job]) -> Checkpoints:
-        """Checkpoints for these groups beside the store; --fresh drops the ones they had."""
+    def checkpoints(self, groups: list[list[Run]]) -> Checkpoints:
+        """Checkpoints for these groups of runs beside the store; --fresh drops the ones they had."""
         checkpoints = Checkpoints.beside(self.store, self.checkpoint_every_s)
         if self.fresh:
-            for job in jobs:
-                checkpoints.discard([run.key for run in job.runs])
+            for group in groups:
+                checkpoints.discard([run.key for run in group])
         return checkpoints
 
 
@@ -92,7 +94,7 @@ class Trainer:
                 by_data.setdefault(data_of(run).fingerprint, []).append(run)
             jobs = [job for group in by_data.values() for job in jobs_for(group, data_of(group[0]))]
             options = self.options
-            train_jobs(jobs, self.session.executor, store, options.device, self.progress.advance, options.checkpoints(jobs))
+            train_jobs(jobs, self.session.executor, store, options.device, self.progress.advance, options.checkpoints([job.runs for job in jobs]))
 
         found, count = stored_runs(label, runs, self.options, self.progress, train)
         self.trained += count
@@ -102,11 +104,17 @@ class Trainer:
 def stored_runs(
     label: str, runs: list[Run], options: Options, progress: Progress, train: Callable[[list[Run], RunStore], None]
 ) -> tuple[dict[str, StoredRun], int]:
-    """Every planned run from the store, training the missing ones (all of them with --fresh) first."""
+    """Every planned run from the store, training the missing ones (all of them with --fresh) first;
+    with --stored-only a missing run is an error naming how many, and nothing trains."""
     store = RunStore(options.store)
     try:
         cached = {} if options.fresh else store.get([r.key for r in runs])
         todo = [r for r in runs if r.key not in cached]
+        if todo and options.stored_only:
+            raise OverparamError(
+                f"{options.store}: {len(todo)} of the {len(runs)} runs {label} needs are not in this run store"
+                " (--stored-only trains nothing); rerun without --stored-only to train them"
+            )
         progress.begin(label, len(todo), sum(r.steps for r in todo))
         try:
             train(todo, store)

@@ -12,11 +12,14 @@ many images seen, as the tutorial's train_size of 55,000), and the tutorial's pe
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
+
+from overparam.checkpoint import CheckpointedInterrupt, GroupCheckpoint
 
 
 class Dense(nn.Module):
@@ -87,35 +90,81 @@ def train_convnet(
     random_factors: bool = False,
     decay_every_images: int | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
+    checkpoint: GroupCheckpoint | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean batch cross-entropy and mean penalty term over each window of `record_every` steps: (T,), (T,)."""
+    """Mean batch cross-entropy and mean penalty term over each window of `record_every` steps: (T,), (T,).
+    With a `checkpoint`, training starts from its saved state if there is one, saves its whole state
+    (weights, momentum, both random streams, the epoch's order, the windows so far) whenever one is
+    due, and on Ctrl-C saves before raising CheckpointedInterrupt: a resumed run has the same bits."""
     torch.manual_seed(seed)  # dropout masks
-    model = TutorialConvnet(overparameterized, seed, random_factors)
+    model = TutorialConvnet(overparameterized, seed, random_factors).to(images.device)  # drawn on the CPU: the same weights anywhere
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     order = torch.Generator().manual_seed(seed + 1)
     per_epoch = images.shape[0] // batch_size
-    cross_entropy, penalties = [], []
+    cross_entropy: list[float] = []
+    penalties: list[float] = []
     ce_sum = pen_sum = 0.0
-    for step in range(steps):
-        epoch, batch = divmod(step, per_epoch)
-        if batch == 0:
-            permutation = torch.randperm(images.shape[0], generator=order)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * decay ** decays_so_far(step, epoch, batch_size, decay_every_images)
-        index = permutation[batch * batch_size : (batch + 1) * batch_size]
-        ce = nn.functional.cross_entropy(model(images[index]), labels[index])
-        term = penalty * model.dense_penalty()
-        optimizer.zero_grad()
-        (ce + term).backward()  # type: ignore[no-untyped-call]  # torch leaves backward() untyped
-        optimizer.step()
-        ce_sum += float(ce.detach())
-        pen_sum += float(term.detach())
-        if (step + 1) % record_every == 0:
-            cross_entropy.append(ce_sum / record_every)
-            penalties.append(pen_sum / record_every)
-            ce_sum = pen_sum = 0.0
-            on_progress(step + 1)
+    permutation = torch.empty(0, dtype=torch.long)
+    start = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        start, permutation, cross_entropy, penalties, ce_sum, pen_sum = _resumed(saved, model, optimizer, order, images.device)
+    with checkpoint.deferring_interrupts() if checkpoint is not None else contextlib.nullcontext():
+        for step in range(start, steps):
+            if checkpoint is not None and step > start and checkpoint.due():
+                checkpoint.save(
+                    {
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "dropout_rng": _dropout_rng(images.device),
+                        "order_rng": order.get_state(),
+                        "permutation": permutation,
+                        "windows": {"cross_entropy": cross_entropy, "penalty": penalties, "sums": [ce_sum, pen_sum]},
+                    }
+                )
+                if checkpoint.interrupted:
+                    raise CheckpointedInterrupt(f"its checkpoint is at step {step:,} of {steps:,} ({checkpoint.path})")
+            epoch, batch = divmod(step, per_epoch)
+            if batch == 0:
+                permutation = torch.randperm(images.shape[0], generator=order)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * decay ** decays_so_far(step, epoch, batch_size, decay_every_images)
+            index = permutation[batch * batch_size : (batch + 1) * batch_size]
+            ce = nn.functional.cross_entropy(model(images[index]), labels[index])
+            term = penalty * model.dense_penalty()
+            optimizer.zero_grad()
+            (ce + term).backward()  # type: ignore[no-untyped-call]  # torch leaves backward() untyped
+            optimizer.step()
+            ce_sum += float(ce.detach())
+            pen_sum += float(term.detach())
+            if (step + 1) % record_every == 0:
+                cross_entropy.append(ce_sum / record_every)
+                penalties.append(pen_sum / record_every)
+                ce_sum = pen_sum = 0.0
+                on_progress(step + 1)
     return torch.tensor(cross_entropy, dtype=torch.float64), torch.tensor(penalties, dtype=torch.float64)
+
+
+def _resumed(
+    saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, order: torch.Generator, device: torch.device
+) -> tuple[int, torch.Tensor, list[float], list[float], float, float]:
+    """Put a checkpoint's state back: the step to continue from, the epoch's order, the windows so far."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(saved["dropout_rng"], device)
+    else:
+        torch.set_rng_state(saved["dropout_rng"])
+    order.set_state(saved["order_rng"])
+    windows = saved["windows"]
+    ce_sum, pen_sum = windows["sums"]
+    return int(saved["step"]), saved["permutation"], list(windows["cross_entropy"]), list(windows["penalty"]), ce_sum, pen_sum
+
+
+def _dropout_rng(device: torch.device) -> torch.Tensor:
+    """The state of the stream dropout draws from (the device's own on CUDA)."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
 
 
 def decays_so_far(step: int, epoch: int, batch_size: int, every_images: int | None) -> int:

@@ -39,7 +39,8 @@ def verify(spec: ConvnetSpec, spec_path: Path, options: Options, session: Sessio
     runs = plan_convnet_runs(spec, data.fingerprint)
 
     def train(todo: list[Run], store: RunStore) -> None:
-        train_convnet_runs(todo, images, labels, store, options.device, progress.advance)
+        checkpoints = options.checkpoints([[run] for run in todo])  # each run is its own group
+        train_convnet_runs(todo, images, labels, store, options.device, progress.advance, checkpoints)
 
     stored, trained = stored_runs(spec.id, runs, options, progress, train)
     results = convnet_results(spec, runs, stored)

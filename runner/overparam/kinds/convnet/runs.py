@@ -7,16 +7,17 @@ as the run's loss curve (L* = 0) and the L2 penalty term beside it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from overparam.checkpoint import Checkpoints, GroupCheckpoint
 from overparam.engine.convnet import train_convnet
 from overparam.kinds.convnet.spec import ConvnetSpec, ConvnetTrain
 from overparam.plan import Run, RunConfig
 from overparam.results import ModelResult, Results
 from overparam.store import RunStore, StoredRun
+from overparam.trainer import Progress
 
 
 class ConvnetRunConfig(RunConfig):
@@ -43,40 +44,60 @@ def plan_convnet_runs(spec: ConvnetSpec, data_fingerprint: str) -> list[Run]:
 
 
 def train_convnet_runs(
-    runs: list[Run], images: torch.Tensor, labels: torch.Tensor, store: RunStore, device: str, on_progress: Callable[[int], None]
+    runs: list[Run],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    store: RunStore,
+    device: str,
+    on_progress: Progress,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
-    """One run at a time (each is already a batched program), stored as it finishes."""
+    """One run at a time (each is already a batched program), stored as it finishes. With
+    `checkpoints`, a run saves its state every few minutes and on Ctrl-C, and resumes from it."""
     images, labels = images.to(device), labels.to(device)
     for run in runs:
-        assert isinstance(run.config, ConvnetRunConfig), f"not a convnet run: {type(run.config).__name__}"
-        config, train = run.config, run.config.train
-        start = time.perf_counter()
-        last = 0
+        checkpoint = checkpoints.for_group([run.key]) if checkpoints is not None else None
+        store.put([_trained(run, images, labels, device, on_progress, checkpoint)])
+        if checkpoints is not None:
+            checkpoints.discard([run.key])
 
-        def advance(step: int) -> None:
-            nonlocal last
-            on_progress(step - last)
-            last = step
 
-        ce, penalty = train_convnet(
-            images,
-            labels,
-            config.model["overparameterized"],
-            run.seed,
-            train.steps,
-            train.record_every,
-            batch_size=train.batch_size,
-            lr=train.lr,
-            decay=train.decay,
-            momentum=train.momentum,
-            penalty=train.penalty,
-            random_factors=config.model.get("added_factors") == "random",
-            decay_every_images=train.decay_every_images,
-            on_progress=advance,
-        )
-        finite = bool(torch.isfinite(ce).all() and torch.isfinite(penalty).all())
-        diverged = None if finite else int(train.record_every * (1 + int((~torch.isfinite(ce + penalty)).nonzero()[0, 0])))
-        store.put([StoredRun(run.key, config.model_dump(), ce, diverged, time.perf_counter() - start, device, penalty=penalty)])
+def _trained(
+    run: Run, images: torch.Tensor, labels: torch.Tensor, device: str, on_progress: Progress, checkpoint: GroupCheckpoint | None
+) -> StoredRun:
+    assert isinstance(run.config, ConvnetRunConfig), f"not a convnet run: {type(run.config).__name__}"
+    config, train = run.config, run.config.train
+    start = time.perf_counter()
+    last = 0
+
+    def advance(step: int) -> None:
+        nonlocal last
+        if last == 0 and checkpoint is not None and checkpoint.resumed_at:
+            last = min(step, checkpoint.resumed_at)
+            on_progress(last, resumed=True)  # trained in an earlier process: not toward the pace
+        on_progress(step - last)
+        last = step
+
+    ce, penalty = train_convnet(
+        images,
+        labels,
+        config.model["overparameterized"],
+        run.seed,
+        train.steps,
+        train.record_every,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        decay=train.decay,
+        momentum=train.momentum,
+        penalty=train.penalty,
+        random_factors=config.model.get("added_factors") == "random",
+        decay_every_images=train.decay_every_images,
+        on_progress=advance,
+        checkpoint=checkpoint,
+    )
+    finite = bool(torch.isfinite(ce).all() and torch.isfinite(penalty).all())
+    diverged = None if finite else int(train.record_every * (1 + int((~torch.isfinite(ce + penalty)).nonzero()[0, 0])))
+    return StoredRun(run.key, config.model_dump(), ce, diverged, time.perf_counter() - start, device, penalty=penalty)
 
 
 def convnet_results(spec: ConvnetSpec, runs: list[Run], stored: dict[str, StoredRun]) -> Results:
