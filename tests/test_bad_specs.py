@@ -101,6 +101,7 @@ CORPUS: dict[str, str | bytes] = {
     "bound_without_bounds": mutated(checks=[{"kind": "bound", "metric": "final_gap", "model": "deep"}]),
     "steps_to_gap_without_gap": mutated(checks=[{"kind": "bound", "metric": "steps_to_gap", "model": "deep", "hi": 3}]),
     "end_to_end_not_recorded": mutated(checks=[{"kind": "close", "models": ["deep", "shallow"], "curve": "end_to_end", "tol": 0.1}]),
+    "batch_loss_without_a_penalty": mutated(checks=[{"kind": "bound", "metric": "final_batch_loss", "model": "deep", "hi": 3}]),
     "at_step_not_recorded": mutated(checks=[{"kind": "bound", "metric": "final_gap", "model": "deep", "hi": 3, "at_step": 7}]),
     # Refused before anything expands it: nine levels of nine aliases is 9^9 nodes.
     "yaml_alias_bomb": "id: bomb\na: &a [x, x, x, x, x, x, x, x, x]\n"

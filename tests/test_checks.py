@@ -157,3 +157,20 @@ def test_gaps_within_rounding_of_the_optimum_are_zero_and_make_no_ratio() -> Non
     # Without the rounding guard the ratio of the two rounding errors would be a number.
     raw = {n: ModelResult(n, 0.1, [0], STEPS, r.losses, OPTIMUM) for n, r in near.items()}
     assert evaluate(check(kind="ratio", metric="final_gap", model="a", over="b", at_most=2.0), as_results(raw)).passed
+
+
+def test_final_batch_loss_adds_the_penalty_to_the_cross_entropy_and_can_pass_and_fail() -> None:
+    """The convnet's plotted loss: a twin can be ahead on cross-entropy and behind once the penalty is added."""
+    ce = {"original": [[3.0, 1.0, 0.5, 0.003]], "twin": [[3.0, 0.8, 0.3, 0.001]]}
+    penalty = {"original": [[3.1, 2.0, 1.7, 1.58]], "twin": [[3.2, 2.1, 1.8, 1.64]]}
+    picked = {
+        name: ModelResult(name, 0.01, [0], STEPS, torch.tensor(ce[name], dtype=torch.float64), 0.0, penalty=torch.tensor(penalty[name], dtype=torch.float64))
+        for name in ce
+    }
+    results = as_results(picked)
+    assert metric_per_seed(picked["twin"], "final_batch_loss") == [0.001 + 1.64]
+    on_cross_entropy = evaluate(check(kind="order", metric="final_loss", models=["twin", "original"]), results)
+    on_batch_loss = evaluate(check(kind="order", metric="final_batch_loss", models=["twin", "original"]), results)
+    assert on_cross_entropy.passed and not on_batch_loss.passed, on_batch_loss.evidence
+    behind = evaluate(check(kind="order", metric="final_batch_loss", models=["original", "twin"]), results)
+    assert behind.passed and "final_batch_loss" in behind.statement

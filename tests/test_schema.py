@@ -31,6 +31,7 @@ IN_WORDS = {
     "duplicate_model_names": "models have distinct names",
     "model_names_repeated": "models have distinct names",
     "at_step_not_recorded": "at_step is a recorded step",
+    "batch_loss_without_a_penalty": "metric final_batch_loss (cross-entropy + L2 penalty) only where the runs have a penalty",
     "steps_not_multiple": "steps is a multiple of record_every",
     "the region holds no cell of this map": "region holds at least one cell",
     "give them distinct `label`s": "levels have distinct names",

@@ -122,7 +122,7 @@ class _MetricCheck(_ModelCheck):
     gap: float | None = Field(None, gt=0.0, description="threshold for steps_to_gap")
     seeds: SeedRule = "all"
     lr: float | None = Field(None, gt=0.0, description="read every model at this lr of the grid instead of its picked one")
-    at_step: int | None = Field(None, ge=0, description="read final_loss / final_gap / gap_ratio at this recorded step, not the end")
+    at_step: int | None = Field(None, ge=0, description="read final_loss / final_gap / gap_ratio / final_batch_loss at this recorded step, not the end")
     says: str = Field("", description="the claim this check states, in words")
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -117,6 +117,7 @@ CLAIM_RULES = (
     "every model a check names, and every key of paper.final_gap and paper.curves, is one of the models",
     "a check's lr is in the lr grid of every model it reads",
     "a check's at_step is a recorded step of every model it reads, at every lr of its grid",
+    "metric final_batch_loss (cross-entropy + L2 penalty) only where the runs have a penalty: convnet specs",
     "each profile, merged into the spec (mappings key by key, any other value replaced), is a valid spec",
 )
 
@@ -126,6 +127,7 @@ class Claim(BaseModel):
     Subclasses add `models` and say which lrs and steps each model records."""
 
     model_config = strict_with(rules=CLAIM_RULES)
+    PENALIZED: ClassVar[bool] = False  # whether runs record a penalty beside the loss (metric final_batch_loss)
     id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=60)
     title: str
     claim: str
@@ -185,6 +187,8 @@ class Claim(BaseModel):
         if off_grid:
             where = ", ".join(map(repr, off_grid))
             problems.append((("checks", i, "at_step"), f"step {at_step} is not a recorded step of {where}; use a multiple of record_every"))
+        if getattr(check, "metric", None) == "final_batch_loss" and not self.PENALIZED:
+            problems.append((("checks", i, "metric"), "final_batch_loss is a convnet's cross-entropy plus its penalty; these runs have no penalty: use final_loss"))
         for key, name in check.model_refs():
             if name not in names:
                 hint = difflib.get_close_matches(name, names, n=1)

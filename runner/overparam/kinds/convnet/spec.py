@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
@@ -64,6 +64,7 @@ class TutorialConvnetModel(BaseModel):
 
 
 class ConvnetSpec(Claim):
+    PENALIZED: ClassVar[bool] = True
     experiment: Literal["convnet"]
     data: MnistData
     train: ConvnetTrain
