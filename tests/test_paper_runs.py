@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,6 @@ def paper_store(tmp_path: Path) -> Path:
 
 
 def test_every_committed_paper_run_matches_its_digest(paper_store: Path) -> None:
-    import sqlite3
-
     keys = [key for (key,) in sqlite3.connect(paper_store).execute("SELECT key FROM runs")]
     store = RunStore(paper_store)
     try:
