@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from conftest import small_spec, write_spec
+from overparam import provenance
 from overparam.cli import app
 from overparam.specload import load_spec
 
@@ -304,3 +306,23 @@ def test_a_variant_is_drawn_dashed_in_its_models_colour() -> None:
     assert styles[2] == (styles[1][0], True) and styles[1][1] is False  # "Adam (TF1)": Adam's colour, dashed
     assert styles[3] == (COLOURS[2], False)  # no parenthesised note: a curve of its own
     assert styles[4] == (styles[0][0], True)
+
+
+def test_a_reports_commit_is_the_one_its_run_started_at_even_if_the_checkout_moves_on(tmp_path: Path) -> None:
+    """The .md asks from specs/ before training, the .json from reports/ after: one answer."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "specs" / "a.yaml").write_text("a")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "the code the run loads")
+    started_at = provenance.git_commit(tmp_path / "specs")
+    (tmp_path / "specs" / "a.yaml").write_text("b")
+    git("commit", "-qam", "committed while it trains")
+    assert started_at == git("rev-parse", "--short=12", "HEAD~1")
+    assert provenance.git_commit(tmp_path / "reports") == started_at
