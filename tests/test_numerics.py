@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 import torch
 
+from conftest import UCI_DIR, needs_uci
 from overparam.engine import DeepLinear, EndToEnd, run_loop
 from overparam.engine.init import BalancedInit, IdentityInit, NormalInit, initial_end_to_end, initial_layers, layer_shapes, product_of
 from overparam.engine.kernel import FusedKernel
-from overparam.losses import lp_optimum, lp_residual_grad, lp_value
+from overparam.losses import exact_lp_value, lp_optimum, lp_residual_grad, lp_value
 
 
 @pytest.fixture(autouse=True)
@@ -168,6 +171,37 @@ def test_newton_optimum_is_stationary_and_no_perturbation_improves_it(p: float) 
     for _ in range(20):
         nudged = w + 1e-4 * torch.randn(6, generator=gen)
         assert float(lp_value(X @ nudged - y, p)) >= value
+
+
+@pytest.mark.parametrize("p", [2.0, 3.0, 4.0, 6.0])
+def test_exact_lp_value_is_the_rational_value_rounded_once(p: float) -> None:
+    X, y = problem(n=30, d=5, seed=3)
+    X[0, 0], X[1, 2], y[2] = 0.0, 5e-310, -0.0  # a zero, a subnormal, a signed zero
+    w = torch.randn(5, generator=torch.Generator().manual_seed(4)) * torch.logspace(3, -3, 5)
+    exact = sum(
+        abs(sum((Fraction(x) * Fraction(wj) for x, wj in zip(row, w.tolist())), Fraction(0)) - Fraction(yi)) ** int(p)
+        for row, yi in zip(X.tolist(), y.tolist())
+    ) / len(y)
+    assert exact_lp_value(X, y, w, p) == float(exact)
+    assert exact_lp_value(X, y, w, p) == pytest.approx(float(lp_value(X @ w - y, p)), rel=1e-13)
+
+
+@needs_uci
+def test_the_optimum_of_the_real_data_has_the_same_bits_at_any_thread_count() -> None:
+    """w*'s last bits follow LAPACK's threads; L*, read by every gap in every report, must not
+    (a float sum of the loss at w* moved by 21 ulps between 1 and 2 threads)."""
+    from overparam.data.uci import UciGasData, load_uci_gas
+
+    data = load_uci_gas(UciGasData(kind="uci_gas"), UCI_DIR)
+    threads = torch.get_num_threads()
+    optima = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            optima.append([lp_optimum(data.X, data.y, p)[1] for p in (2.0, 4.0)])
+    finally:
+        torch.set_num_threads(threads)
+    assert optima[0] == optima[1]
 
 
 def test_lp_residual_gradient_matches_autograd() -> None:

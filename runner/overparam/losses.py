@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from operator import mul
 from typing import Literal
 
 import torch
@@ -44,13 +46,15 @@ def lp_optimum(X: torch.Tensor, y: torch.Tensor, p: float) -> tuple[torch.Tensor
     """The exact minimiser w* and L* of the convex depth-1 problem, in float64.
 
     Least squares for p = 2; for p > 2 damped Newton from the least-squares point, run until
-    the loss stops decreasing in float64 (the Newton decrement then is ~1e-30).
+    the loss stops decreasing in float64 (the Newton decrement then is ~1e-30). L* is
+    `exact_lp_value` at w*: w*'s last bits follow LAPACK and the thread count (≈1e-12 relative
+    between 1 and 2 threads here), but the loss is flat there to second order, so L* does not.
     """
     X = X.to(torch.float64)
     y = y.to(torch.float64)
     w = torch.linalg.lstsq(X, y.unsqueeze(1), driver="gelsd").solution.squeeze(1)
     if p == 2.0:
-        return w, float(lp_value(X @ w - y, p))
+        return w, exact_lp_value(X, y, w, p)
     n = X.shape[0]
     value = float(lp_value(X @ w - y, p))
     for _ in range(200):
@@ -73,4 +77,35 @@ def lp_optimum(X: torch.Tensor, y: torch.Tensor, p: float) -> tuple[torch.Tensor
         value = candidate
         if decrement < 1e-28 or improved <= 1e-16 * abs(value) and decrement < 1e-20:
             break
-    return w, value
+    return w, exact_lp_value(X, y, w, p)
+
+
+def exact_lp_value(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, p: float) -> float:
+    """mean_i |x_iᵀw − y_i|^p of float64 inputs, computed exactly (integers) and rounded once.
+
+    A float sum's bits depend on BLAS, SIMD width and thread count (L* of the real data moved
+    by 21 ulps between 1 and 2 threads); this value depends only on the inputs. Non-integer p
+    needs libm's pow(): there the float value is returned.
+    """
+    if p != int(p):
+        return float(lp_value(X.to(torch.float64) @ w.to(torch.float64) - y.to(torch.float64), p))
+    xs, x_shift = _as_integers(X)
+    ws, w_shift = _as_integers(w)
+    ys, y_shift = _as_integers(y)
+    shift = max(x_shift + w_shift, y_shift)  # every residual is an integer times 2^-shift
+    up_xw, up_y = shift - x_shift - w_shift, shift - y_shift
+    d = len(ws)
+    total = 0
+    for i, yi in enumerate(ys):
+        residual = (sum(map(mul, xs[i * d : (i + 1) * d], ws)) << up_xw) - (yi << up_y)
+        total += abs(residual) ** int(p)
+    return float(Fraction(total, len(ys)) / Fraction(2) ** (shift * int(p)))  # shift < 0 for huge values
+
+
+def _as_integers(values: torch.Tensor) -> tuple[list[int], int]:
+    """Integers m_i and one shift s with values_i = m_i · 2^-s exactly (flattened, row-major)."""
+    fractions, exponents = torch.frexp(values.detach().to("cpu", torch.float64).contiguous().flatten())
+    mantissas: list[int] = (fractions * 2.0**53).to(torch.int64).tolist()  # exact: |fraction| < 1
+    powers: list[int] = (exponents - 53).tolist()
+    shift = -min((e for m, e in zip(mantissas, powers) if m), default=0)
+    return [m << (e + shift) if m else 0 for m, e in zip(mantissas, powers)], shift
