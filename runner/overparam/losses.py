@@ -95,11 +95,23 @@ def exact_lp_value(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, p: float) 
     shift = max(x_shift + w_shift, y_shift)  # every residual is an integer times 2^-shift
     up_xw, up_y = shift - x_shift - w_shift, shift - y_shift
     d = len(ws)
-    total = 0
-    for i, yi in enumerate(ys):
-        residual = (sum(map(mul, xs[i * d : (i + 1) * d], ws)) << up_xw) - (yi << up_y)
-        total += abs(residual) ** int(p)
-    return float(Fraction(total, len(ys)) / Fraction(2) ** (shift * int(p)))  # shift < 0 for huge values
+    residuals = [(sum(map(mul, xs[i * d : (i + 1) * d], ws)) << up_xw) - (yi << up_y) for i, yi in enumerate(ys)]
+    return _rounded_mean_power(residuals, shift, int(p))
+
+
+def exact_mean_abs_power(values: torch.Tensor, p: float) -> float:
+    """mean_i |v_i|^p, exactly and rounded once (the float value for non-integer p, as above):
+    L(w = 0) = mean |y|^p without a pass over X."""
+    if p != int(p):
+        return float(values.to(torch.float64).abs().pow(p).mean())
+    integers, shift = _as_integers(values)
+    return _rounded_mean_power(integers, shift, int(p))
+
+
+def _rounded_mean_power(integers: list[int], shift: int, p: int) -> float:
+    """mean_i |m_i · 2^-shift|^p, summed exactly, rounded once; shift < 0 for huge values."""
+    total = sum(abs(m) ** p for m in integers)
+    return float(Fraction(total, len(integers)) / Fraction(2) ** (shift * p))
 
 
 def _as_integers(values: torch.Tensor) -> tuple[list[int], int]:

@@ -18,7 +18,7 @@ from overparam.figures import COLOURS, plt, save_atomic
 from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
 from overparam.kinds.regression.spec import RegressionSpec
-from overparam.losses import exact_lp_value
+from overparam.losses import exact_mean_abs_power
 from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
 from overparam.results import median
 from overparam.store import StoredRun
@@ -53,9 +53,8 @@ class DataFacts:
 
 def data_facts(data: Dataset, p: float, optimum: tuple[torch.Tensor, float]) -> DataFacts:
     w_star, loss_star = optimum
-    zero = torch.zeros_like(w_star)
-    start = exact_lp_value(data.X, data.y, zero, p)
-    kurtosis = exact_lp_value(data.X, data.y, zero, 4.0) / exact_lp_value(data.X, data.y, zero, 2.0) ** 2
+    start = exact_mean_abs_power(data.y, p)  # L(w = 0)
+    kurtosis = exact_mean_abs_power(data.y, 4.0) / exact_mean_abs_power(data.y, 2.0) ** 2
     return DataFacts(data.X.shape[0], loss_star, start - loss_star, float(w_star.norm()), kurtosis)
 
 
