@@ -52,8 +52,10 @@ def test_stored_only_reports_from_the_store_and_refuses_to_train(tmp_path: Path,
     assert missing.exit_code == 2 and "no such run store" in missing.output and not dirs["store"].exists()
     assert invoke("run", path, *run_args(dirs)).exit_code == 0
     (dirs["reports"] / "tiny.md").unlink()
+    before = dirs["store"].read_bytes()
     again = invoke("run", path, "--stored-only", *run_args(dirs))
     assert again.exit_code == 0, again.output
+    assert dirs["store"].read_bytes() == before  # a committed store stays as committed
     assert "0 runs trained, 10 from the run store" in again.output and (dirs["reports"] / "tiny.md").is_file()
     wider = write_spec(tmp_path, small_spec(seeds=[0, 1, 2]))  # a seed the store has never seen
     refused = invoke("run", wider, "--stored-only", *run_args(dirs))

@@ -172,8 +172,23 @@ def test_a_store_from_before_digests_is_migrated_once(tmp_path: Path) -> None:
         db.execute(f"CREATE TABLE runs ({columns.replace('key', 'key TEXT PRIMARY KEY', 1)})")
         db.execute(f"ATTACH DATABASE '{store}' AS new")
         db.execute(f"INSERT INTO runs SELECT {columns} FROM new.runs")
+    spec = write_spec(tmp_path, small_spec())
+    before = legacy.read_bytes()
+    read_only = CliRunner().invoke(app, ["run", str(spec), "--stored-only", "--store", str(legacy), "--reports", str(tmp_path / "r")])
+    assert read_only.exit_code == 3 and "a run store of schema 1;" in one_line(read_only) and legacy.read_bytes() == before
     store = legacy
     again = run(tmp_path, store=store)
     assert again.exit_code == 0 and "0 runs trained, 10 from the run store" in again.output
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*) FROM runs WHERE digest IS NULL").fetchone()[0] == 0
+
+
+def test_stored_only_refuses_another_programs_database_without_writing_to_it(tmp_path: Path) -> None:
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE people (name TEXT)")
+    before = foreign.read_bytes()
+    spec = write_spec(tmp_path, small_spec())
+    result = CliRunner().invoke(app, ["run", str(spec), "--stored-only", "--store", str(foreign), "--reports", str(tmp_path / "r")])
+    assert result.exit_code == 3 and one_line(result).startswith(f"{foreign}: not an overparam run store;")
+    assert foreign.read_bytes() == before

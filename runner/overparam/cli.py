@@ -101,7 +101,8 @@ CheckpointOpt = Annotated[
     typer.Option("--checkpoint-every", min=0.0, help="seconds between checkpoints of a group in training (a kill loses at most this)"),
 ]
 StoredOnlyOpt = Annotated[
-    bool, typer.Option("--stored-only", help="train nothing: report from the run store, and stop (exit 2) if it lacks a run")
+    bool,
+    typer.Option("--stored-only", help="train nothing: report from the run store (opened read-only), and stop (exit 2) if it lacks a run"),
 ]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001")]
 
@@ -132,7 +133,7 @@ def run(
     for path in specs:
         load_spec(path, profile)  # every spec is checked before anything trains
     _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
-    _checked_outputs(store, reports)
+    _checked_outputs(store, reports, stored_only)
     session = Session(executor=make_executor(executor, jobs, address))
     outcomes = [_verify_one(path, options, session) for path in specs]
     raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
@@ -167,7 +168,7 @@ def verify_all(
     if profile and not any(profile in spec.profiles for spec in specs):
         raise OverparamError(f"{specs_dir}: no spec has a profile {profile!r}; drop --profile or add it under a spec's profiles")
     _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
-    _checked_outputs(store, reports)
+    _checked_outputs(store, reports, stored_only)
     session = Session(executor=make_executor(executor, jobs, address))
     for spec in specs:
         if profile and profile not in spec.profiles:  # theory specs and maps: nothing to run at another budget
@@ -280,7 +281,7 @@ def _spec_files(folder: Path) -> list[Path]:
     return paths
 
 
-def _checked_outputs(store: Path, reports: Path) -> None:
+def _checked_outputs(store: Path, reports: Path, stored_only: bool) -> None:
     """The store and the reports folder, checked before anything trains (not after an hour of it)."""
     from overparam.atomic import write_whole
     from overparam.store import RunStore
@@ -289,7 +290,7 @@ def _checked_outputs(store: Path, reports: Path) -> None:
         raise OverparamError(f"--reports {reports}: a file, not a folder; pass the folder reports go to")
     if store.is_dir():
         raise OverparamError(f"--store {store}: a folder, not a file; pass the run store's file, e.g. {store / 'runs.sqlite'}")
-    RunStore(store).close()  # a damaged, foreign or unwritable store: exit 3 now
+    RunStore(store, read_only=stored_only).close()  # a damaged, foreign or unwritable store: exit 3 now
     probe = reports / ".overparam-writable"
     write_whole(probe, lambda partial: partial.write_text(""))
     probe.unlink()

@@ -106,7 +106,7 @@ def stored_runs(
 ) -> tuple[dict[str, StoredRun], int]:
     """Every planned run from the store, training the missing ones (all of them with --fresh) first;
     with --stored-only a missing run is an error naming how many, and nothing trains."""
-    store = RunStore(options.store)
+    store = RunStore(options.store, read_only=options.stored_only)
     try:
         cached = {} if options.fresh else store.get([r.key for r in runs])
         todo = [r for r in runs if r.key not in cached]

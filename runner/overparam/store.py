@@ -57,19 +57,44 @@ class StoredRun:
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """Open (or create) the store at `path`; `read_only` opens an existing one without writing a
+        byte to it, so reporting from a committed store leaves the file as it was (beside a WAL-mode
+        store SQLite may leave its -wal and -shm files)."""
         self.path = path
         with self._faults("open"):
             if path.is_file() and path.stat().st_size and _header(path) != b"SQLite format 3\x00":
                 raise sqlite3.DatabaseError("file is not a database")  # SQLite would take a tiny file as empty
+            if read_only:
+                self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+                self._check_current()
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._claim()
 
+    def _check_current(self) -> None:
+        """A store opened read-only must already be an overparam store of this schema: nothing can be upgraded."""
+        tables = self._tables()
+        meta = dict(self._db.execute("SELECT name, value FROM meta")) if "meta" in tables else {}
+        unversioned = tables == {"runs"} and self._looks_like_runs()  # written before the meta table existed
+        if tables - {"runs", "meta"} or "runs" not in tables or (meta.get("app") != "overparam" and not unversioned):
+            self._db.close()
+            raise EnvironmentFault(f"{self.path}: not an overparam run store; pass --store the store that holds the runs")
+        if meta.get("schema", "1") != SCHEMA_VERSION:
+            self._db.close()
+            raise EnvironmentFault(
+                f"{self.path}: a run store of schema {meta.get('schema', '1')}; --stored-only reads schema {SCHEMA_VERSION}"
+                " and writes nothing: run it once without --stored-only to bring the store up to date"
+            )
+
+    def _tables(self) -> set[str]:
+        return {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
     def _claim(self) -> None:
         """Make sure this file is an overparam store (or new), then bring it to this schema."""
-        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = self._tables()
         if tables - {"runs", "meta"} or ("meta" not in tables and tables and not self._looks_like_runs()):
             raise EnvironmentFault(
                 f"{self.path}: not an overparam run store (it holds the tables {', '.join(sorted(tables))}); pass --store a new file name"
