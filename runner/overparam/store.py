@@ -78,8 +78,7 @@ class RunStore:
         """A store opened read-only must already be an overparam store of this schema: nothing can be upgraded."""
         tables = self._tables()
         meta = dict(self._db.execute("SELECT name, value FROM meta")) if "meta" in tables else {}
-        unversioned = tables == {"runs"} and self._looks_like_runs()  # written before the meta table existed
-        if tables - {"runs", "meta"} or "runs" not in tables or (meta.get("app") != "overparam" and not unversioned):
+        if self._foreign(tables) or "runs" not in tables or ("meta" in tables and meta.get("app") != "overparam"):
             self._db.close()
             raise EnvironmentFault(f"{self.path}: not an overparam run store; pass --store the store that holds the runs")
         if meta.get("schema", "1") != SCHEMA_VERSION:
@@ -92,10 +91,15 @@ class RunStore:
     def _tables(self) -> set[str]:
         return {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
+    def _foreign(self, tables: set[str]) -> bool:
+        """Another program's database: tables of its own, or a `runs` table that is not ours and no
+        meta table (a store from before the meta table has our runs table)."""
+        return bool(tables - {"runs", "meta"}) or ("meta" not in tables and bool(tables) and not self._looks_like_runs())
+
     def _claim(self) -> None:
         """Make sure this file is an overparam store (or new), then bring it to this schema."""
         tables = self._tables()
-        if tables - {"runs", "meta"} or ("meta" not in tables and tables and not self._looks_like_runs()):
+        if self._foreign(tables):
             raise EnvironmentFault(
                 f"{self.path}: not an overparam run store (it holds the tables {', '.join(sorted(tables))}); pass --store a new file name"
             )
