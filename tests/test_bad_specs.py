@@ -62,7 +62,7 @@ CORPUS: dict[str, str | bytes] = {
     "refine_with_smallest": mutated(tune__pick="smallest", tune__refine=2),
     "refine_zero": mutated(tune__refine=0),
     "unknown_check_role": mutated(checks__0__role="claimed"),
-    "inconclusive_without_observed": mutated(verdict__status="inconclusive"),
+    "undecided_without_observed": mutated(verdict__status="undecided"),
     "paper_curve_wrong_length": mutated(paper__curve_steps=[100, 200], paper__curves={"shallow": [0.1]}),
     "paper_curve_unknown_model": mutated(paper__curve_steps=[100], paper__curves={"nobody": [0.1]}),
     "wrong_type_models": mutated(models="all of them"),

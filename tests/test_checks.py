@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from overparam.checks import Check, evaluate, overtaking_step
 from overparam.results import ModelResult, Results, metric_per_seed
@@ -120,14 +120,46 @@ def sweep(deviation_per_lr: dict[float, float]) -> Results:
 
 def test_converges_passes_when_the_deviation_shrinks_linearly_with_the_lr() -> None:
     good = sweep({1e-3: 1e-3, 2e-3: 2e-3, 4e-3: 4e-3})
-    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="end_to_end", order_at_least=0.8), good)
+    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="end_to_end", order_at_least=0.8, order_at_most=1.25), good)
     assert outcome.passed and "fitted order 1.000" in outcome.evidence
 
 
 def test_converges_fails_when_the_deviation_does_not_shrink() -> None:
     flat = sweep({1e-3: 2e-3, 2e-3: 2e-3, 4e-3: 2.1e-3})
-    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="loss", order_at_least=0.8), flat)
+    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="loss", order_at_least=0.8, order_at_most=1.25), flat)
     assert not outcome.passed and "not shrinking" in outcome.evidence
+
+
+def test_converges_fails_on_a_blow_up_at_the_largest_lr() -> None:
+    """emulation_l2-paper's case: the deviation shrinks with the lr, but a blow-up at the largest
+    lr fits an order of ≈4, not the claim's O(η); a one-sided bound let it pass."""
+    blow_up = sweep({2.5e-4: 1e-4, 5e-4: 2e-4, 1e-3: 0.7})
+    outcome = evaluate(check(kind="converges", models=["net", "rule"], curve="end_to_end", order_at_least=0.8, order_at_most=1.25), blow_up)
+    assert not outcome.passed and outcome.evidence.endswith("✗"), outcome.evidence
+    assert "order" in outcome.key
+
+
+def test_overtakes_checks_when_the_crossing_comes() -> None:
+    """The paper's ℓ4 curves cross at 2–2.5e5 steps; a crossing at 7e4 is the direction without the timing."""
+    steps = torch.tensor([0, 50_000, 100_000, 150_000], dtype=torch.float64)
+    early = ModelResult("deep", 1e-3, [0], steps, torch.tensor([[4.0, 2.0, 1.5, 1.4]], dtype=torch.float64), OPTIMUM)
+    shallow = ModelResult("shallow", 1e-3, [0], steps, torch.tensor([[3.0, 2.5, 2.2, 2.1]], dtype=torch.float64), OPTIMUM)
+    results = Results({"deep": early, "shallow": shallow}, {"deep": {1e-3: early}, "shallow": {1e-3: shallow}})
+    anytime = evaluate(check(kind="overtakes", models=["deep", "shallow"]), results)
+    window = evaluate(check(kind="overtakes", models=["deep", "shallow"], after=100_000, by=150_000, paper=[1e5, 1.5e5]), results)
+    assert anytime.passed and not window.passed, window.evidence
+    assert window.key == "deep overtakes shallow at step 50,000 (earlier) (the paper's ≈100,000–150,000)"
+    with pytest.raises(ValidationError, match="later than by"):
+        check(kind="overtakes", models=["deep", "shallow"], after=200, by=100)
+
+
+def test_a_ratio_outside_the_papers_band_fails_the_magnitude() -> None:
+    """ℓ4's 1-layer/3-layer ratio: ≈2.0 ours against the paper's ≈5.8 ± its reading precision."""
+    results = as_results({"1-layer": result("1-layer", [8.0, 1.0, 0.5, 0.134]), "3-layer": result("3-layer", [8.0, 2.0, 0.4, 0.0666])})
+    direction = evaluate(check(kind="ratio", metric="final_gap", model="1-layer", over="3-layer", at_least=1.5), results)
+    magnitude = evaluate(check(kind="ratio", metric="final_gap", model="1-layer", over="3-layer", at_least=5.3, at_most=6.4, paper=[5.8]), results)
+    assert direction.passed and not magnitude.passed
+    assert magnitude.key == "1-layer/3-layer 2.01× (the paper's ≈5.8×)"
 
 
 def test_close_can_compare_end_to_end_vectors_at_a_chosen_lr() -> None:

@@ -34,9 +34,9 @@ def test_run_writes_a_report_with_figure_and_a_rerun_trains_nothing(tmp_path: Pa
     path = write_spec(tmp_path, small_spec())
     first = invoke("run", path, *run_args(dirs))
     assert first.exit_code == 0, first.output
-    assert "PASS tiny (10 runs trained, 0 from the run store" in first.output
+    assert "✓ tiny: reproduced (10 runs trained, 0 from the run store" in first.output
     report = (dirs["reports"] / "tiny.md").read_text()
-    assert "**PASS**" in report and "![tiny](figures/tiny.png)" in report
+    assert report.splitlines()[2].startswith("**Reproduced**") and "verdict is **current**" in report and "![tiny](figures/tiny.png)" in report
     assert (dirs["reports"] / "figures" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
     second = invoke("run", path, *run_args(dirs))
     assert second.exit_code == 0
@@ -70,11 +70,11 @@ def test_a_failing_check_exits_1_and_prints_its_evidence(tmp_path: Path, dirs: d
     spec = small_spec(checks=[{"kind": "bound", "metric": "final_gap", "model": "deep", "hi": 1e-30}])
     result = invoke("run", write_spec(tmp_path, spec), *run_args(dirs))
     assert result.exit_code == 1
-    assert "FAIL tiny" in result.output and "final_gap of deep ≤ 1e-30" in result.output
+    assert "✗ out of date tiny: not reproduced" in result.output and "final_gap of deep ≤ 1e-30" in result.output
     report = (dirs["reports"] / "tiny.md").read_text()
-    assert "**FAIL**" in report
-    # The spec's verdict ("reproduced") is not repeated as fact beside a failing check.
-    assert "**Verdict: undecided.**" in report and "**Verdict: reproduced" not in report
+    # The spec's verdict ("reproduced") is not repeated as fact beside a failing check: the headline is what the checks decide.
+    assert report.splitlines()[2].startswith("**Not reproduced**") and "**Reproduced**" not in report
+    assert "verdict is **out of date**: the spec states *reproduced*, its statements decide *not reproduced*" in report
 
 
 def test_table_cells_keep_their_pipes_escaped(tmp_path: Path, dirs: dict[str, Path]) -> None:
@@ -107,11 +107,9 @@ def test_verify_all_runs_every_spec_and_writes_the_index(dirs: dict[str, Path]) 
     result = invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs))
     assert result.exit_code == 0, result.output
     index = (dirs["reports"] / "README.md").read_text()
-    assert (
-        "[Tiny synthetic check](tiny.md) | reproduced | PASS: checks of the paper's claim 1/1 hold" in index
-        and "[Another claim](other.md)" in index
-    )
-    assert "| no paper profile |" in index
+    assert "| [Tiny synthetic check](tiny.md) | **reproduced** (default) | 1 of 1 statements reproduced |" in index
+    assert "[Another claim](other.md)" in index
+    assert "[default](tiny.md); no paper profile |" in index
     declared = 2 * load_spec(dirs["specs"] / "a.yaml").declared_run_steps()
     assert f"verify-all: 2 specs, {declared:,} declared run-steps" in result.output
     assert "verify-all: 1 of 2 specs done in" in result.output and "left at this invocation's pace" in result.output
@@ -141,11 +139,11 @@ def test_the_index_shows_the_default_and_the_paper_profile(dirs: dict[str, Path]
     write_spec(dirs["specs"], small_spec(profiles=failing_paper), "a.yaml")
     assert invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs)).exit_code == 0
     index = (dirs["reports"] / "README.md").read_text()
-    assert "| not run |" in index  # the paper profile, before it runs
+    assert "[default](tiny.md); paper: not run |" in index  # the paper profile, before it runs
     assert invoke("verify-all", "--specs", dirs["specs"], "--profile", "paper", *run_args(dirs)).exit_code == 1
     row = next(line for line in (dirs["reports"] / "README.md").read_text().splitlines() if "Tiny synthetic check" in line)
-    assert "[Tiny synthetic check](tiny.md) | reproduced | PASS" in row  # the default profile's evidence stays
-    assert "[undecided](tiny-paper.md): **FAIL**" in row  # beside the paper profile's
+    assert "| [Tiny synthetic check](tiny-paper.md) | **not reproduced** ✗ (paper) |" in row  # the paper's budget decides
+    assert "[default](tiny.md), [paper](tiny-paper.md) |" in row  # linking both reports
 
 
 def test_verify_all_with_a_profile_skips_the_specs_without_it_with_one_line(dirs: dict[str, Path]) -> None:
@@ -230,7 +228,7 @@ def test_the_convnet_claim_runs_end_to_end_on_real_mnist(tmp_path: Path, dirs: d
     checkpoints = dirs["store"].with_name(dirs["store"].name + ".checkpoints")
     assert checkpoints.is_dir() and not list(checkpoints.iterdir())  # each dropped once its run was stored
     report = (dirs["reports"] / "tiny_convnet.md").read_text()
-    assert "Verdict: reproduced (decided by the checks" in report and "1,925,614" in report
+    assert report.splitlines()[2].startswith("**Reproduced**") and "1,925,614" in report
     assert "0 runs trained, 2 from the run store" in invoke("run", path, *run_args(dirs)).output
 
 
@@ -296,8 +294,8 @@ def test_a_failing_check_is_named_by_its_file_line_and_index(tmp_path: Path, dir
     result = invoke("run", path, *run_args(dirs))
     line = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "- kind: bound"][1]  # the second check
     assert result.exit_code == 1, result.output
-    failing = [text for text in result.output.splitlines() if "✗" in text]
-    assert len(failing) == 2 and "verdict: shown as undecided" in failing[0], result.output
+    failing = [text for text in result.output.splitlines() if text.lstrip().startswith("✗ ") and "out of date" not in text]
+    assert len(failing) == 2 and "verdict: the spec states *reproduced*, its statements decide *partly reproduced*" in failing[0], result.output
     assert f"{path}:{line}:3: checks[1]: final_loss of deep ≤ 1e-30" in failing[1], result.output
 
 

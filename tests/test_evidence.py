@@ -4,6 +4,7 @@ run is not, and the verdict follows the checks of the paper's claim."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import small_spec, write_spec
 from overparam.checks import CheckResult, OrderCheck, Stability
-from overparam.claim import Verdict
+from overparam.claim import HEADLINE_ORDER, StatementVerdict, Verdict, headline
 from overparam.cli import app
 from overparam.data import load_dataset
 from overparam.data.dataset import one_ulp_up
@@ -167,26 +168,96 @@ def load_dataset_like(X: torch.Tensor):  # noqa: ANN201 - a Dataset
     return Dataset(X, y, tensor_digest(X, y), "test")
 
 
-def _claim(passed: bool, shaky: bool = False, role: str = "claim") -> CheckResult:
+def _claim(passed: bool, shaky: bool = False, role: str = "claim", decides: str | None = None) -> CheckResult:
     stability = Stability(shaky, "", False, "")
-    return CheckResult(passed, "s", "e", role=role, stability=stability)  # type: ignore[arg-type]
+    return CheckResult(passed, "s", "e", role=role, stability=stability, decides=decides)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    ("stated", "checks", "shown", "passes"),
+    ("checks", "status"),
     [
-        ("reproduced", [_claim(True), _claim(True)], "reproduced", True),
-        ("reproduced", [_claim(True), _claim(True, shaky=True)], "undecided", False),  # rule 5: fragile is not reproduced
-        ("inconclusive", [_claim(True), _claim(True, shaky=True)], "inconclusive", True),
-        ("partly reproduced", [_claim(True), _claim(False)], "partly reproduced", True),
-        ("partly reproduced", [_claim(True), _claim(True)], "undecided", False),  # the evidence says more than the spec
-        ("partly reproduced", [_claim(True), _claim(False), _claim(False, role="observation")], "undecided", False),
-        ("not reproduced", [_claim(False)], "not reproduced", True),
-        ("inconclusive", [_claim(True), _claim(False, shaky=True)], "inconclusive", True),  # the failure is not evidence
-        ("partly reproduced", [_claim(True), _claim(False), _claim(False, shaky=True)], "partly reproduced", True),
-        ("by checks", [_claim(True, shaky=True)], "inconclusive", False),
+        ([], "not tested"),
+        ([_claim(True), _claim(True)], "reproduced"),
+        ([_claim(True), _claim(True, shaky=True)], "undecided"),  # a fragile check is not evidence either way
+        ([_claim(True), _claim(False, shaky=True)], "undecided"),
+        ([_claim(False), _claim(True, shaky=True)], "not reproduced"),  # a firm failure decides
+        ([_claim(False)], "not reproduced"),
     ],
 )
-def test_the_verdict_follows_the_checks_of_the_paper_claim(stated: str, checks: list[CheckResult], shown: str, passes: bool) -> None:
-    judgement = Verdict(status=stated, observed="x").judge(checks)  # type: ignore[arg-type]
-    assert (judgement.status, judgement.passed) == (shown, passes)
+def test_a_statement_is_decided_by_its_firm_checks(checks: list[CheckResult], status: str) -> None:
+    assert StatementVerdict("direction", "s", tuple(checks)).status == status
+
+
+STATUS_UP = {"not reproduced": "undecided", "undecided": "reproduced"}
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_the_headline_is_monotone_in_its_statements(size: int) -> None:
+    """Every set of statement verdicts, every single move of one statement up (not reproduced →
+    undecided → reproduced, or straight to reproduced): the headline never moves down."""
+    levels = ("not reproduced", "undecided", "reproduced", "not tested")
+    for statuses in itertools.product(levels, repeat=size):
+        before = headline(list(statuses))
+        for i, status in enumerate(statuses):
+            for up in {STATUS_UP.get(status), "reproduced" if status == "not reproduced" else None} - {None}:
+                after = headline([*statuses[:i], up, *statuses[i + 1 :]])  # type: ignore[list-item]
+                assert HEADLINE_ORDER[after] >= HEADLINE_ORDER[before], (statuses, i, up, before, after)
+
+
+def test_l4s_statements_give_partly_reproduced_not_inconclusive() -> None:
+    """The reviewer's case: direction robust, ordering fragile, magnitude and timing firmly off.
+    The old rule gave "inconclusive", which read worse than three of four holding."""
+    verdicts = [
+        StatementVerdict("direction", "depth accelerates", (_claim(True),)),
+        StatementVerdict("ordering", "3 < 2 < 1", (_claim(False, shaky=True),)),
+        StatementVerdict("magnitude", "≈5.8×", (_claim(False),)),
+        StatementVerdict("timing", "crosses at 2–2.5e5", (_claim(False),)),
+    ]
+    assert headline([v.status for v in verdicts]) == "partly reproduced"
+    assert headline([v.status for v in verdicts[:2]]) == "partly reproduced"
+    assert headline([v.status for v in verdicts[1:2]]) == "undecided"
+
+
+def _statement_spec(tmp_path: Path, passed: dict[str, list[bool]], status: str) -> tuple[RegressionSpec, list[CheckResult]]:
+    """A spec whose statements are decided by checks with the given outcomes (no training)."""
+    statements = [{"id": sid, "aspect": aspect, "says": sid} for sid, aspect in zip(passed, ("direction", "ordering", "magnitude"))]
+    checks = [
+        {"kind": "bound", "metric": "final_gap", "model": "shallow", "hi": 100.0, "decides": sid} for sid, outcomes in passed.items() for _ in outcomes
+    ]
+    raw = small_spec(statements=statements, checks=checks, verdict={"status": status, "observed": "x"})
+    spec = load_spec(write_spec(tmp_path, raw), None)
+    assert isinstance(spec, RegressionSpec)
+    results = [
+        CheckResult(ok is True, "s", "e", role="claim", stability=Stability(ok is None, "", False, ""), decides=sid)
+        for sid, outcomes in passed.items()
+        for ok in outcomes
+    ]
+    return spec, results
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "stated", "shown", "current"),
+    [
+        ({"up": [True], "order": [True]}, "reproduced", "reproduced", True),
+        ({"up": [True], "order": [None]}, "partly reproduced", "partly reproduced", True),  # None: fragile
+        ({"up": [True], "order": [None]}, "reproduced", "partly reproduced", False),  # a fragile statement is not reproduced
+        ({"up": [False], "order": [None]}, "undecided", "undecided", True),
+        ({"up": [False], "order": [False]}, "not reproduced", "not reproduced", True),
+        ({"up": [True], "order": [False], "size": [False]}, "partly reproduced", "partly reproduced", True),
+        ({"up": [True], "order": [True]}, "partly reproduced", "reproduced", False),  # the evidence says more than the spec
+    ],
+)
+def test_a_specs_headline_comes_from_its_statements(
+    tmp_path: Path, outcomes: dict[str, list[bool]], stated: str, shown: str, current: bool
+) -> None:
+    spec, results = _statement_spec(tmp_path, outcomes, stated)
+    judgement = spec.judge(results)
+    assert (judgement.status, judgement.current) == (shown, current), judgement.why
+
+
+def test_a_failing_observation_makes_the_verdict_out_of_date() -> None:
+    verdicts = [StatementVerdict("direction", "s", (_claim(True),))]
+    judgement = Verdict(status="reproduced").judge(verdicts, [_claim(True), _claim(False, role="observation")])
+    assert judgement.status == "reproduced" and not judgement.current and "observation" in judgement.why
+
+

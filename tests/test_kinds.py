@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from conftest import REPO, write_spec
 from overparam import registry
-from overparam.checks import CheckResult
+from overparam.checks import CheckResult, Role, StatementId
 from overparam.claim import Claim
 from overparam.cli import app
 from overparam.kind import Kind
-from overparam.report import checks_section, report_name, verdict_line, write_atomic
+from overparam.report import checks_section, header, report_name, write_atomic
 from overparam.session import Options, Outcome, Progress, Session
 from overparam.strict import STRICT
 
@@ -32,6 +32,8 @@ class AtLeast(BaseModel):
     kind: Literal["at_least"]
     model: str
     value: float
+    role: Role = "claim"  # what every kind's check declares: its role, and the statement it decides
+    decides: StatementId | None = None
 
     def model_refs(self) -> list[tuple[tuple[str | int, ...], str]]:
         return [(("model",), self.model)]
@@ -60,7 +62,7 @@ def verify_toy(spec: ToySpec, spec_path: Path, options: Options, session: Sessio
     ]
     report = options.reports / f"{report_name(spec.id, options.profile)}.md"
     options.reports.mkdir(parents=True, exist_ok=True)
-    write_atomic(report, "\n".join([f"# {spec.title}\n", verdict_line(spec, checks), checks_section(checks)]))
+    write_atomic(report, "\n".join([*header(spec, checks, spec_path, options.profile), checks_section(checks)]))
     return Outcome(spec, checks, report, 0, 0, time.perf_counter() - start)
 
 
@@ -93,7 +95,7 @@ def test_a_registered_kind_runs_end_to_end_through_the_cli(tmp_path: Path, regis
     result = invoke("run", path, "--store", tmp_path / "store.sqlite", "--reports", tmp_path / "reports")
     assert result.exit_code == 0, result.output
     report = (tmp_path / "reports" / "toy.md").read_text()
-    assert "Verdict: reproduced" in report and "a ≥ 1.5" in report
+    assert report.splitlines()[2].startswith("**Reproduced**") and "a ≥ 1.5" in report
     failing = write_spec(tmp_path, toy(checks=[{"kind": "at_least", "model": "a", "value": 3.0}]), name="failing.yaml")
     assert invoke("run", failing, "--store", tmp_path / "store.sqlite", "--reports", tmp_path / "reports").exit_code == 1
 

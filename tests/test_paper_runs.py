@@ -21,7 +21,7 @@ from overparam.store import RunStore
 PAPER_RUNS = REPO / "reports" / "paper-runs.sqlite"
 PAPER_REPORTS = sorted(REPO.glob("reports/*-paper.json"))
 # What a report says of its evidence; date, commit and wall times are the run's own.
-VERDICT_FIELDS = ("spec_id", "profile", "passed", "verdict", "summary", "shaky")
+VERDICT_FIELDS = ("spec_id", "profile", "headline", "statements", "verdict_current", "why", "checks", "shaky")
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_a_profile_overrides_fields_and_its_mistakes_are_located_in_the_profile(
 
 def test_a_profiles_verdict_replaces_the_defaults_whole(tmp_path: Path) -> None:
     spec = small_spec(profiles={"paper": {"verdict": {"status": "by checks"}}})
-    spec["verdict"] = {"status": "inconclusive", "observed": "what the short runs show"}
+    spec["verdict"] = {"status": "undecided", "observed": "what the short runs show"}
     path = write_spec(tmp_path, spec)
     assert load_spec(path).verdict.observed == "what the short runs show"
     assert load_spec(path, "paper").verdict.observed == ""  # not the default's text about other runs

@@ -26,6 +26,8 @@ STEPS_TO_GAP = when(
 
 Role = Literal["claim", "observation"]
 ROLE_TEXT = "claim: states the paper's claim (decides the verdict); observation: pins what we observe (must hold, decides nothing)"
+DECIDES_TEXT = "the id of the spec's statement (`statements:`) this claim check decides; observations decide none"
+StatementId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class CheckResult:
     margin: float = math.inf  # how far (relative) the closest value is from flipping the outcome
     role: Role = "claim"
     stability: Stability | None = None  # None: the kind has nothing to move (no tuned lr, no data)
+    decides: str | None = None  # the id of the statement it decides (claim checks of a spec with statements)
+    key: str = ""  # its numbers in a few characters, for a report's summary ("2.01–2.02×", "at step 65,000–70,000")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,10 @@ class _ModelCheck(BaseModel):
 
     model_config = STRICT
     role: Role = Field("claim", description=ROLE_TEXT)
+    decides: StatementId | None = Field(None, description=DECIDES_TEXT)
+    paper: list[Annotated[float, Field(gt=0.0)]] = Field(
+        default_factory=list, max_length=2, description="the paper's value of what the check reads (one reading, or its low and high), shown beside ours"
+    )
 
     def model_refs(self) -> Refs:
         """(key path in the check, model name) of every model the check reads."""
@@ -167,7 +175,8 @@ class OrderCheck(_MetricCheck):
             for i, (row, ok) in enumerate(zip(rows, holds))
         )
         margin = min(relative_distance(a, b) for row in rows for a, b in zip(row, row[1:]))
-        return CheckResult(all(holds), self.statement(), evidence, tuple(v for row in rows for v in row), margin)
+        key = " < ".join(f"{name} {median(list(column)):.3g}" for name, column in zip(self.models, zip(*rows)))
+        return CheckResult(all(holds), self.statement(), evidence, tuple(v for row in rows for v in row), margin, key=key)
 
 
 class RatioCheck(_MetricCheck):
@@ -202,7 +211,7 @@ class RatioCheck(_MetricCheck):
             self.seed_label(results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
         )
         margin = min(self.bounds().margin(r) for r in ratios)
-        return CheckResult(all(holds), self.statement(), evidence, tuple(ratios), margin)
+        return CheckResult(all(holds), self.statement(), evidence, tuple(ratios), margin, key=f"{self.model}/{self.over} {span(ratios)}×")
 
 
 class BoundCheck(_MetricCheck):
@@ -234,7 +243,7 @@ class BoundCheck(_MetricCheck):
         holds = [self.bounds().holds(v) for v in values]
         evidence = "; ".join(self.seed_label(results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
         margin = min(self.bounds().margin(v) for v in values)
-        return CheckResult(all(holds), self.statement(), evidence, tuple(values), margin)
+        return CheckResult(all(holds), self.statement(), evidence, tuple(values), margin, key=f"{self.model} {span(values)}")
 
 
 class CloseCheck(_ModelCheck):
@@ -265,53 +274,81 @@ class CloseCheck(_ModelCheck):
             self.seed_label(results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
         )
         margin = min(relative_distance(d, self.tol) for d in devs)
-        return CheckResult(all(holds), self.statement(), evidence, tuple(devs), margin)
+        return CheckResult(all(holds), self.statement(), evidence, tuple(devs), margin, key=f"max rel dev {max(devs):.3g}")
 
 
 class OvertakesCheck(_ModelCheck):
     """models[0] is behind models[1] (higher gap) at some recorded step, then ahead to the end;
-    the overtaking step is the first from which it stays ahead, and must come by step `by`."""
+    the overtaking step is the first from which it stays ahead, and must come no earlier than
+    step `after` and by step `by` (the timing of a crossing the paper shows)."""
 
+    model_config = strict_with(rules=("after ≤ by",))
     kind: Literal["overtakes"]
     models: list[str] = Field(..., min_length=2, max_length=2)
+    after: int | None = Field(None, ge=1, description="earliest allowed overtaking step")
     by: int | None = Field(None, ge=1, description="latest allowed overtaking step")
     seeds: Literal["all"] = "all"
     says: str = ""
 
+    @model_validator(mode="after")
+    def _window(self) -> OvertakesCheck:
+        if self.after is not None and self.by is not None and self.after > self.by:
+            raise ValueError(f"after ({self.after}) is later than by ({self.by}); the overtaking step must lie between them")
+        return self
+
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
+    def window(self) -> Bounds | None:
+        return None if self.after is None and self.by is None else Bounds(self.after, self.by)
+
     def statement(self) -> str:
-        by = f" by step {self.by:,}" if self.by else ""
-        return f"{self.models[0]} overtakes {self.models[1]}{by} (L − L*)"
+        window = self.window()
+        when = f" at step {window.text()}" if window else ""
+        return f"{self.models[0]} overtakes {self.models[1]}{when} (L − L*)"
 
     def judge(self, results: dict[str, ModelResult]) -> CheckResult:
         a, b = (results[name] for name in self.models)
         seeds = [overtaking_step(x, y, a.steps) for x, y in zip(a.gaps, b.gaps)]
-        holds = [s is not None and not math.isinf(s) and (self.by is None or s <= self.by) for s in seeds]
+        window = self.window()
+        holds = [s is not None and not math.isinf(s) and (window is None or window.holds(s)) for s in seeds]
         evidence = "; ".join(
             self.seed_label(results, i) + _overtaking_text(s) + ("" if ok else " ✗") for i, (s, ok) in enumerate(zip(seeds, holds))
         )
         steps = tuple(math.nan if s is None else s for s in seeds)
-        margin = min((relative_distance(s, self.by) for s in steps), default=math.inf) if self.by else math.inf
-        return CheckResult(all(holds), self.statement(), evidence, steps, margin)
+        margin = min((window.margin(s) for s in steps), default=math.inf) if window else math.inf
+        key = f"{self.models[0]} overtakes {self.models[1]} {_overtaking_key(steps, window)}"
+        return CheckResult(all(holds), self.statement(), evidence, steps, margin, key=key)
 
 
 class ConvergesCheck(_ModelCheck):
     """Over the lr grid, the deviation between two models' curves shrinks with the lr: strictly
-    smaller at every smaller lr, with a fitted order (slope of log deviation vs log lr) ≥ `order_at_least`."""
+    smaller at every smaller lr, with a fitted order (slope of log deviation vs log lr) between
+    `order_at_least` and `order_at_most`: two-sided around the order the claim states (O(η) is
+    order ≈ 1), so that a deviation that blows up at the largest lr, which fits a steep order, fails."""
 
+    model_config = strict_with(rules=("order_at_least ≤ order_at_most",))
     kind: Literal["converges"]
     models: list[str] = Field(..., min_length=2, max_length=2)
     curve: Literal["loss", "gap", "end_to_end"] = "loss"
     order_at_least: float = Field(..., gt=0.0)
+    order_at_most: float = Field(..., gt=0.0, description="the order the claim states, with room for the fit's noise above it")
     says: str = ""
+
+    @model_validator(mode="after")
+    def _band(self) -> ConvergesCheck:
+        if self.order_at_least > self.order_at_most:
+            raise ValueError(f"order_at_least ({self.order_at_least:g}) exceeds order_at_most ({self.order_at_most:g})")
+        return self
 
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
+    def bounds(self) -> Bounds:
+        return Bounds(self.order_at_least, self.order_at_most)
+
     def statement(self) -> str:
-        return f"{self.curve} deviation of {self.models[0]} from {self.models[1]} shrinks with the lr, order ≥ {self.order_at_least:g}"
+        return f"{self.curve} deviation of {self.models[0]} from {self.models[1]} shrinks with the lr, order {self.bounds().text()}"
 
     def evaluate(self, results: Results) -> CheckResult:
         """Reads every lr of the grid, not the picks."""
@@ -323,18 +360,52 @@ class ConvergesCheck(_ModelCheck):
         worst = [max(_deviations(a, b, self.curve)) for a, b in pairs]  # the worst seed at each lr
         order = fitted_order(lrs, worst)
         shrinking = all(small < large for small, large in zip(worst, worst[1:]))
-        passed = shrinking and order >= self.order_at_least
+        in_band = self.bounds().holds(order)
+        passed = shrinking and in_band
         listing = "; ".join(f"lr {lr:g}: {d:.3g}" for lr, d in zip(lrs, worst))
         evidence = f"max rel dev (worst seed) {listing}; fitted order {order:.3f}" + ("" if shrinking else "; not shrinking with the lr ✗")
-        evidence += "" if order >= self.order_at_least else " ✗"
-        return CheckResult(passed, self.statement(), evidence, (*worst, order), relative_distance(order, self.order_at_least))
+        evidence += "" if in_band else " ✗"
+        key = f"order {order:.3f}, max rel dev {max(worst):.3g}"
+        return CheckResult(passed, self.statement(), evidence, (*worst, order), self.bounds().margin(order), key=key)
 
 
 Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesCheck | ConvergesCheck, Field(discriminator="kind")]
 
 
 def evaluate(check: Check, results: Results) -> CheckResult:
-    return replace(check.evaluate(results), role=check.role)
+    result = check.evaluate(results)
+    key = result.key + (f" (the paper's {_paper_text(check)})" if check.paper and result.key else "")
+    return replace(result, role=check.role, decides=check.decides, key=key)
+
+
+def span(values: list[float] | tuple[float, ...]) -> str:
+    """Values as a range at 3 significant digits, "2.01–2.02", or one value where they agree."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return _fmt(values[0]) if values else ""
+    low, high = f"{min(finite):.3g}", f"{max(finite):.3g}"
+    return low if low == high else f"{low}–{high}"
+
+
+def _paper_text(check: Check) -> str:
+    """The paper's reading of what `check` reads: "≈5.8×", "≈200,000–250,000"."""
+    if isinstance(check, OvertakesCheck):
+        return "≈" + "–".join(f"{v:,.0f}" for v in check.paper)
+    return "≈" + "–".join(f"{v:.3g}" for v in check.paper) + ("×" if isinstance(check, RatioCheck) else "")
+
+
+def _overtaking_key(steps: tuple[float, ...], window: Bounds | None) -> str:
+    """ "at step 65,000–70,000", with "earlier" / "later" than the window where it is outside it."""
+    reached = [s for s in steps if math.isfinite(s)]
+    if len(reached) < len(steps):
+        return "at no step at some seed"
+    low, high = f"{min(reached):,.0f}", f"{max(reached):,.0f}"
+    text = "at step " + (low if low == high else f"{low}–{high}")
+    if window and window.low is not None and max(reached) < window.low:
+        text += " (earlier)"
+    elif window and window.high is not None and min(reached) > window.high:
+        text += " (later)"
+    return text
 
 
 def relative_distance(a: float, b: float) -> float:

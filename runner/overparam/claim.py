@@ -11,8 +11,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from overparam.checks import Check, CheckResult
-from overparam.strict import UNIQUE, equals, strict_with, when
+from overparam.checks import Check, CheckResult, StatementId
+from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
 from overparam.yamlpos import Path_
 
 
@@ -50,66 +50,132 @@ def paper_text(ref: PaperRef | None) -> str:
     return f"Section {ref.section}" + (f", {ref.figure}" if ref.figure else "") + ". " + ref.statement
 
 
+Aspect = Literal["direction", "ordering", "magnitude", "timing"]
+ASPECTS: tuple[Aspect, ...] = ("direction", "ordering", "magnitude", "timing")
+StatementStatus = Literal["reproduced", "not reproduced", "undecided", "not tested"]
+Headline = Literal["reproduced", "partly reproduced", "undecided", "not reproduced", "not tested"]
+HEADLINE_RULE = (
+    "a claim is reproduced when every statement tested at its budget is, not reproduced when every one fails, "
+    "partly reproduced when some hold and the others fail or stay undecided, and undecided when none holds and some stay undecided"
+)
+
+
+class Statement(BaseModel):
+    """One statement of the paper's claim, by its aspect: *direction* (depth helps or not),
+    *ordering* (3 < 2 < 1), *magnitude* (the paper's ratio, within its reading precision) or
+    *timing* (when curves cross). The claim checks that name it (`decides: <id>`) decide it."""
+
+    model_config = STRICT
+    id: StatementId
+    aspect: Aspect
+    says: str = Field(..., min_length=1, description="the statement, in words")
+
+
+@dataclass(frozen=True)
+class StatementVerdict:
+    """A statement and the claim checks that decide it (none at this budget: not tested). A
+    firm failure decides *not reproduced*; else a fragile or chaotic check leaves it *undecided*;
+    else every check holds firmly: *reproduced*. Each move of a check from failing to shaky to
+    holding can only raise it."""
+
+    aspect: Aspect | None  # None: a spec without statements, where each claim check is one
+    says: str
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def status(self) -> StatementStatus:
+        if not self.checks:
+            return "not tested"
+        firm = [c for c in self.checks if not (c.stability and c.stability.shaky)]
+        if not all(c.passed for c in firm):
+            return "not reproduced"
+        return "reproduced" if len(firm) == len(self.checks) else "undecided"
+
+    def key(self) -> str:
+        """Its checks' numbers in a few characters, and why it is undecided where it is."""
+        if not self.checks:
+            return "not tested at this budget"
+        numbers = "; ".join(c.key for c in self.checks if c.key)
+        shaky = [c.stability for c in self.checks if c.stability and c.stability.shaky]
+        why = []
+        if any(s.fragile for s in shaky):
+            why.append("fragile: flips with the picks one lr step lower")
+        if any(s.chaotic for s in shaky):
+            why.append("chaotic: one-ulp twins of the data move it past its margin")
+        if self.status == "undecided":
+            return numbers + (" (" + "; ".join(why) + ")" if why else "")
+        firmness = "robust, calm" if all(c.stability and c.stability.fragile is False and c.stability.chaotic is False for c in self.checks) else ""
+        return numbers + (f" ({firmness})" if firmness and numbers else "")
+
+
+def statement_verdicts(statements: list[Statement], checks: list[CheckResult]) -> list[StatementVerdict]:
+    """Each statement with the claim checks that decide it; a spec without statements has one per claim check."""
+    claim = [c for c in checks if c.role == "claim"]
+    if not statements:
+        return [StatementVerdict(None, c.statement, (c,)) for c in claim]
+    return [StatementVerdict(s.aspect, s.says, tuple(c for c in claim if c.decides == s.id)) for s in statements]
+
+
+def headline(statuses: list[StatementStatus]) -> Headline:
+    """The claim's headline from its statements (HEADLINE_RULE); monotone: a statement that moves
+    up (not reproduced → undecided → reproduced) never moves the headline down
+    (not reproduced < undecided < partly reproduced < reproduced)."""
+    tested = [s for s in statuses if s != "not tested"]
+    if not tested:
+        return "not tested"
+    held = tested.count("reproduced")
+    if held == len(tested):
+        return "reproduced"
+    if tested.count("not reproduced") == len(tested):
+        return "not reproduced"
+    return "partly reproduced" if held else "undecided"
+
+
+HEADLINE_ORDER: dict[str, int] = {"not reproduced": 0, "undecided": 1, "partly reproduced": 2, "reproduced": 3}
+
+
 class Verdict(BaseModel):
-    """What we conclude about the paper's claim. Checks of role `claim` state the paper's claim
-    and decide, each only where it is robust and calm: all hold → reproduced; some hold →
-    partly reproduced; none → not reproduced; where fragile or chaotic ones leave it open →
-    inconclusive (decided_status). Checks of role `observation` pin what we observe instead and
-    must hold. The stated status must be the one the claim's checks decide: else the verdict is
-    undecided (its evidence changed)."""
+    """What we conclude about the paper's claim: the headline its statements decide
+    (HEADLINE_RULE, each statement by its checks of role `claim`), with what we observe in
+    words. Checks of role `observation` pin what we observe and must hold. The stated status
+    must be the headline the statements decide: else the spec's verdict is out of date."""
 
     model_config = strict_with(
         when(
-            equals("status", ("partly reproduced", "not reproduced", "inconclusive")),
+            equals("status", ("partly reproduced", "not reproduced", "undecided", "not tested")),
             {"required": ["observed"], "properties": {"observed": {"pattern": r"\S"}}},
         )
     )
-    status: Literal["reproduced", "partly reproduced", "not reproduced", "inconclusive", "by checks"] = Field(
-        ..., description="`by checks`: whatever the claim's checks decide (for profiles not yet run)"
+    status: Literal["reproduced", "partly reproduced", "not reproduced", "undecided", "not tested", "by checks"] = Field(
+        ..., description="`by checks`: whatever the statements decide (for profiles not yet run)"
     )
     observed: str = Field("", description="what we observe, in words; required unless reproduced")
 
-    def judge(self, checks: list[CheckResult]) -> Judgement:
-        """The status to show and whether the spec passes, from its checks (the class docstring)."""
+    def judge(self, statements: list[StatementVerdict], checks: list[CheckResult]) -> Judgement:
+        """The headline to show and whether the spec's stated verdict is current (the class docstring)."""
         pinned = [c for c in checks if c.role == "observation" and not c.passed]
-        decided = decided_status(checks)
+        decided = headline([s.status for s in statements])
         if self.status == "by checks":
-            shown = decided or "reproduced"
-            return Judgement(shown, shown == "reproduced" and not pinned, "decided by the checks, which state the paper's claim")
+            return Judgement(decided, decided == "reproduced" and not pinned, "decided by the statements", statements)
         if pinned:
-            return Judgement("undecided", False, f"an observation the verdict rests on no longer holds ({pinned[0].statement})")
-        if decided is not None and decided != self.status:
-            return Judgement("undecided", False, f"the checks of the paper's claim decide {decided}")
-        return Judgement(self.status, True, "")
+            return Judgement(decided, False, f"an observation the verdict rests on no longer holds ({pinned[0].statement})", statements)
+        if decided != self.status:
+            return Judgement(decided, False, f"the spec states *{self.status}*, its statements decide *{decided}*", statements)
+        return Judgement(decided, True, "", statements)
 
     @model_validator(mode="after")
     def _explained(self) -> Verdict:
-        if self.status in ("partly reproduced", "not reproduced", "inconclusive") and not self.observed.strip():
+        if self.status in ("partly reproduced", "not reproduced", "undecided", "not tested") and not self.observed.strip():
             raise ValueError(f"a verdict of {self.status!r} needs `observed:` saying what we see instead")
         return self
 
 
 @dataclass(frozen=True)
 class Judgement:
-    status: str  # the status the report shows
-    passed: bool  # whether the evidence supports the stated verdict
-    why: str  # why, where it is not simply the stated status
-
-
-def decided_status(checks: list[CheckResult]) -> str | None:
-    """What the checks of the paper's claim decide (Verdict's docstring); None without any.
-    A check that is fragile or chaotic decides nothing either way: where such checks remain
-    besides the robust ones, the claim is partly reproduced only if robust checks both hold and
-    fail, and inconclusive otherwise."""
-    claim = [c for c in checks if c.role == "claim"]
-    if not claim:
-        return None
-    shaky = [c for c in claim if c.stability is not None and c.stability.shaky]
-    firm = [c for c in claim if c not in shaky]
-    held = sum(c.passed for c in firm)
-    if not shaky:
-        return "reproduced" if held == len(firm) else ("partly reproduced" if held else "not reproduced")
-    return "partly reproduced" if 0 < held < len(firm) else "inconclusive"
+    status: str  # the headline the statements decide, which the report shows
+    current: bool  # whether the spec's stated verdict is that headline, with every observation holding
+    why: str  # why not, where it is not current
+    statements: list[StatementVerdict]
 
 
 CLAIM_RULES = (
@@ -119,6 +185,7 @@ CLAIM_RULES = (
     "a check's at_step is a recorded step of every model it reads, at every lr of its grid",
     "metric final_batch_loss (cross-entropy + L2 penalty) only where the runs have a penalty: convnet specs",
     "each profile, merged into the spec (mappings key by key, any other value replaced), is a valid spec",
+    "statement ids are distinct; where there are statements, every claim check decides one (`decides:`) and no observation does; without statements no check has `decides:`",
 )
 
 
@@ -135,9 +202,20 @@ class Claim(BaseModel):
     verdict: Verdict
     group: Literal["experiments", "theory", "maps"] = "experiments"
     seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(..., min_length=1, max_length=100, json_schema_extra=UNIQUE)
+    statements: list[Statement] = Field(
+        default_factory=list, max_length=20, description="the statements of the paper's claim, each decided by the claim checks that name it"
+    )
     checks: list[Check] = Field(..., min_length=1, max_length=100)
     assumptions: list[str] = Field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
+
+    def judge(self, checks: list[CheckResult]) -> Judgement:
+        """The headline the statements decide from `checks`, and whether the stated verdict is current."""
+        return self.verdict.judge(statement_verdicts(self.statements, checks), checks)
+
+    def budget(self) -> str:
+        """The budget its runs train for, in a few words ("1,000,000 steps"); empty where it has none."""
+        return ""
 
     def listing(self) -> str:
         """What the claim compares, for `overparam list`."""
@@ -169,10 +247,28 @@ class Claim(BaseModel):
             problems.append((("seeds",), "seeds repeat a value"))
         for i, check in enumerate(self.checks):
             problems += self._check_errors(i, check, names)
+        problems += self._statement_errors()
         for key in ("final_gap", "curves"):
             for name in getattr(self.paper, key) if self.paper else {}:
                 if name not in names:
                     problems.append((("paper", key, name), f"no model named {name!r}"))
+        return problems
+
+    def _statement_errors(self) -> list[tuple[Path_, str]]:
+        problems: list[tuple[Path_, str]] = []
+        ids = [s.id for s in self.statements]
+        for i, sid in enumerate(ids):
+            if sid in ids[:i]:
+                problems.append((("statements", i, "id"), f"statement id {sid!r} is used twice"))
+        for i, check in enumerate(self.checks):
+            if check.decides is not None and check.role == "observation":
+                problems.append((("checks", i, "decides"), "an observation decides no statement; drop `decides:` or make it a claim check"))
+            elif check.decides is not None and check.decides not in ids:
+                hint = difflib.get_close_matches(check.decides, ids, n=1)
+                fix = f"did you mean {hint[0]!r}?" if hint else (f"statements are {', '.join(ids)}" if ids else "the spec has no `statements:`")
+                problems.append((("checks", i, "decides"), f"no statement {check.decides!r}; {fix}"))
+            elif check.decides is None and check.role == "claim" and ids:
+                problems.append((("checks", i), f"a claim check of a spec with statements decides one: add `decides:` ({', '.join(ids)})"))
         return problems
 
     def _check_errors(self, i: int, check: Check, names: list[str]) -> list[tuple[Path_, str]]:

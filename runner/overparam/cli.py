@@ -238,17 +238,17 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     from overparam.specload import check_locations
 
     outcome = verify(path, options, session, RichProgress(err))
-    verdict = "[green]PASS[/]" if outcome.passed else "[red]FAIL[/]"
+    judgement = outcome.spec.judge(outcome.checks)
+    current = "[green]✓[/]" if outcome.passed else "[red]✗ out of date[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
-    out.print(f"{verdict} {outcome.spec.id} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}")
+    out.print(f"{current} {outcome.spec.id}: {judgement.status} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}", highlight=False)
     for warning in outcome.warnings:
         err.print(f"[yellow]warning[/] {path}: {warning}", highlight=False)
     # A claim check that fails where the verdict says so is evidence, not a failure: listed only when the run fails.
     failing = [index for index, check in enumerate(outcome.checks) if not check.passed and not outcome.passed]
     located = check_locations(path, options.profile, failing) if failing else {}
-    judgement = outcome.spec.verdict.judge(outcome.checks)
     if not outcome.passed:
-        out.print(f"  [red]✗[/] {path}: verdict: shown as {judgement.status}: {judgement.why}", highlight=False)
+        out.print(f"  [red]✗[/] {path}: verdict: {judgement.why}", highlight=False)
     for index in failing:
         check = outcome.checks[index]
         out.print(f"  [red]✗[/] {located[index]}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
@@ -263,11 +263,11 @@ def _declared(path: Path, profile: str | None) -> int:
 
 def _summary(outcomes: list[Outcome]) -> None:
     table = Table(title="verify-all")
-    for column in ("claim", "status", "verdict", "checks", "report"):
+    for column in ("claim", "spec's verdict", "headline", "checks", "report"):
         table.add_column(column)
     for o in outcomes:
-        status = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
-        verdict = o.spec.verdict.judge(o.checks).status
+        status = "[green]current[/]" if o.passed else "[red]out of date[/]"
+        verdict = o.spec.judge(o.checks).status
         table.add_row(o.spec.id, status, verdict, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", str(o.report))
     out.print(table)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from overparam import provenance
 from overparam.atomic import write_whole
 from overparam.checks import CheckResult
-from overparam.claim import Claim
+from overparam.claim import ASPECTS, HEADLINE_RULE, Claim, StatementVerdict
 from overparam.store import StoredRun
 
 
@@ -23,19 +23,77 @@ def report_name(spec_id: str, profile: str | None) -> str:
     return spec_id if profile is None else f"{spec_id}-{profile}"
 
 
-def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None) -> list[str]:
-    """The top of every report: title, status, the claim and the verdict."""
-    judgement = spec.verdict.judge(checks)
-    return [
+SUMMARY_STATEMENTS = 5  # bullets in a report's summary, so that it stays within 10 lines
+
+
+def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None, figure: str | None = None, caption: str = "") -> list[str]:
+    """The top of every report: a summary of at most 10 lines (the headline at its budget, each
+    statement's verdict with its numbers and the paper's, the figure), then the claim, what we
+    observe, the statements and whether the spec's verdict is current."""
+    judgement = spec.judge(checks)
+    statements = judgement.statements
+    bullets = [f"- {_statement_label(s)}: **{s.status}**: {s.key()}" for s in statements[:SUMMARY_STATEMENTS]]
+    if len(statements) > SUMMARY_STATEMENTS:
+        bullets.append(f"- and {len(statements) - SUMMARY_STATEMENTS} more (Statements, below)")
+    summary = [
         f"# {spec.title}\n",
-        f"**{'PASS' if judgement.passed else 'FAIL'}**: {checks_summary(checks)} · spec `{spec_path.name}` · profile `{profile or 'default'}`\n",
-        f"**Claim.** {spec.claim}\n",
-        verdict_line(spec, checks),
+        f"**{judgement.status.capitalize()}** {budget_text(spec, profile)}. Each statement of the claim, at its checks' numbers:\n",
+        "\n".join(bullets) + "\n",
+    ]
+    if figure:
+        summary.append(f"![{spec.id}]({figure})\n")
+    if caption:
+        summary.append(caption + "\n")
+    return summary + [
+        f"## Claim\n\n{spec.claim}\n",
+        *([f"## What we observe\n\n{spec.verdict.observed}\n"] if spec.verdict.observed else []),
+        statements_section(statements),
+        verification_section(spec, checks, spec_path, profile),
     ]
 
 
+def budget_text(spec: Claim, profile: str | None) -> str:
+    """ "at 1,000,000 steps, the paper's budget (profile `paper`)" or the default profile's caveat."""
+    budget = spec.budget()
+    at = f"at {budget}, " if budget else ""
+    if profile is not None:
+        return at + (f"the paper's budget (profile `{profile}`)" if profile.startswith("paper") else f"profile `{profile}`")
+    if any(name.startswith("paper") for name in spec.profiles):
+        return at + "a quick check below the paper's budget (default profile; the `paper` profile runs the paper's)"
+    return at + "default profile"
+
+
+def _statement_label(statement: StatementVerdict) -> str:
+    return statement.aspect or statement.says
+
+
+def statements_section(statements: list[StatementVerdict]) -> str:
+    lines = [
+        "## Statements\n",
+        f"Each statement of the claim is decided by its checks of role *claim* (Checks, below): a firm failure → *not reproduced*; "
+        f"else a fragile or chaotic check → *undecided*; else *reproduced*; no check at this budget → *not tested*. Headline: {HEADLINE_RULE}.\n",
+        "| aspect | statement | verdict | ours, and the paper's where it gives a number |",
+        "|---|---|---|---|",
+    ]
+    for s in statements:
+        lines.append(table_row(s.aspect or "—", s.says, s.status, s.key()))
+    return "\n".join(lines) + "\n"
+
+
+def verification_section(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None) -> str:
+    """Whether the spec's stated verdict is still the one its checks decide: a test of the spec,
+    not a verdict on the paper."""
+    judgement = spec.judge(checks)
+    if judgement.current:
+        state = "**current**: the spec's stated verdict is the headline its statements decide, and every observation holds"
+    else:
+        state = f"**out of date**: {judgement.why}; revisit the spec's verdict and what it observes against the numbers below"
+    where = f"spec `{spec_path.name}`, profile `{profile or 'default'}`"
+    return f"## Verification\n\nThe spec's verdict is {state} ({checks_summary(checks)}; {where}).\n"
+
+
 def checks_summary(checks: list[CheckResult]) -> str:
-    """ "claim checks 2/3 hold, observations 1/1; 1 fragile, none chaotic"."""
+    """ "checks of the paper's claim 2/3 hold, observations 1/1 hold; 1 fragile, none chaotic"."""
     parts = []
     for role, label in (("claim", "checks of the paper's claim"), ("observation", "observations")):
         members = [c for c in checks if c.role == role]
@@ -68,21 +126,6 @@ def run_provenance(
     ]
 
 
-def verdict_line(spec: Claim, checks: list[CheckResult]) -> str:
-    """The verdict the checks support, with what the spec observed; where they do not support
-    the stated one, why, instead of repeating the observation as fact."""
-    verdict = spec.verdict
-    judgement = verdict.judge(checks)
-    if verdict.status == "by checks":
-        return f"**Verdict: {judgement.status} ({judgement.why}).**" + (f" {verdict.observed}\n" if verdict.observed else "\n")
-    if not judgement.passed:
-        return (
-            f"**Verdict: undecided.** The spec states *{verdict.status}*, but {judgement.why}: revisit the verdict against the "
-            "numbers below." + (f" What the spec observed before: *{verdict.observed}*\n" if verdict.observed else "\n")
-        )
-    return f"**Verdict: {verdict.status}.**" + (f" {verdict.observed}\n" if verdict.observed else "\n")
-
-
 def checks_section(checks: list[CheckResult]) -> str:
     lines = [
         "## Checks\n",
@@ -110,23 +153,30 @@ class Record:
     spec_id: str
     profile: str  # "default" or the profile's name
     report: str  # the report's file name
-    passed: bool
-    verdict: str  # the status shown
-    summary: str  # checks_summary
+    headline: str  # what the statements decide (claim.HEADLINE_RULE)
+    budget: str  # e.g. "at 1,000,000 steps, the paper's budget (profile `paper`)"
+    statements: list[dict[str, str]]  # per statement: aspect, says, status, key (its numbers)
+    verdict_current: bool  # whether the spec's stated verdict is the headline (a test of the spec, not of the paper)
+    why: str  # why not, where it is not current
+    checks: str  # checks_summary
     shaky: list[str]  # "fragile: <statement>" / "chaotic: <statement>"
     date: str
     commit: str
 
 
 def write_record(spec: Claim, checks: list[CheckResult], report: Path, profile: str | None) -> Path:
-    judgement = spec.verdict.judge(checks)
+    judgement = spec.judge(checks)
     shaky = [f"{flag}: {c.statement}" for c in checks if c.stability for flag in ("fragile", "chaotic") if getattr(c.stability, flag)]
+    statements = [{"aspect": s.aspect or "", "says": s.says, "status": s.status, "key": s.key()} for s in judgement.statements]
     record = Record(
         spec.id,
         profile or "default",
         report.name,
-        judgement.passed,
         judgement.status,
+        budget_text(spec, profile),
+        statements,
+        judgement.current,
+        judgement.why,
         checks_summary(checks),
         shaky,
         provenance.now_utc(),
@@ -145,34 +195,40 @@ def read_record(path: Path) -> Record | None:
         return None
 
 
+CELL_WORDS = 25  # an index cell's most words
+
+
 def write_index(specs: list[Claim], reports: Path) -> Path:
-    """`reports/README.md`: per claim, by group, the default and the `paper` profile's evidence,
-    read from the records beside their reports."""
+    """`reports/README.md`: per claim, by group, the headline and each aspect's verdict with its
+    number, from the `paper` profile's record where it has run (the paper's budget decides), else
+    the default profile's; linking both reports."""
     lines = [
         "# Claims of Arora, Cohen & Hazan (ICML 2018), verified\n",
-        "Written by `overparam verify-all`; each row links the reports that hold its evidence. The verdict follows the checks of "
-        "the paper's claim (reproduced only where they hold, robust to the next lower lr and calm to a one-ulp change of the data); "
-        "PASS means the evidence supports the spec's stated verdict, FAIL that it no longer does.\n",
+        "Written by `overparam verify-all`. Each claim's statements are decided by its checks (reproduced only where they hold, "
+        "robust to the next lower lr and calm to a one-ulp change of the data), at the paper's budget where its `paper` profile has run. "
+        f"Headline: {HEADLINE_RULE}. ✗ marks a spec whose stated verdict is out of date.\n",
     ]
     for group, heading in (("experiments", "Experiments"), ("theory", "Theory"), ("maps", "Maps (beyond the paper)")):
         members = [spec for spec in specs if spec.group == group]
         if not members:
             continue
-        lines += [
-            f"## {heading}\n",
-            "| claim | verdict (default profile) | checks | `paper` profile | fragile or chaotic | what we observe |",
-            "|---|---|---|---|---|---|",
-        ]
+        lines += [f"## {heading}\n", "| claim | headline | " + " | ".join(ASPECTS) + " | reports |", "|---|---|" + "---|" * len(ASPECTS) + "---|"]
         for spec in members:
             default = read_record(reports / f"{report_name(spec.id, None)}.json")
-            paper = _paper_cell(spec, reports)
-            if default is None:
-                lines.append(table_row(spec.title, "not run", "", paper, "", ""))
+            paper = read_record(reports / f"{report_name(spec.id, 'paper')}.json") if "paper" in spec.profiles else None
+            deciding = paper or default
+            links = ", ".join(f"[{r.profile}]({r.report})" for r in (default, paper) if r is not None) or "not run"
+            if "paper" not in spec.profiles:
+                links += "; no paper profile"
+            elif paper is None:
+                links += "; paper: not run"
+            if deciding is None:
+                lines.append(table_row(spec.title, "not run", *([""] * len(ASPECTS)), links))
                 continue
-            status = f"{'PASS' if default.passed else '**FAIL**'}: {default.summary}"
-            observed = spec.verdict.observed or "as the paper states"
-            shaky = "; ".join(default.shaky) or "none"
-            lines.append(table_row(f"[{spec.title}]({default.report})", default.verdict, status, paper, shaky, observed))
+            mark = "" if deciding.verdict_current else " ✗"
+            head = f"**{deciding.headline}**{mark} ({deciding.profile})"
+            claim = f"[{spec.title}]({deciding.report})"
+            lines.append(table_row(claim, head, *(_aspect_cell(deciding, aspect) for aspect in ASPECTS), links))
         lines.append("")
     lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")
     path = reports / "README.md"
@@ -180,14 +236,14 @@ def write_index(specs: list[Claim], reports: Path) -> Path:
     return path
 
 
-def _paper_cell(spec: Claim, reports: Path) -> str:
-    if "paper" not in spec.profiles:
-        return "no paper profile"
-    name = report_name(spec.id, "paper")
-    record = read_record(reports / f"{name}.json")
-    if record is not None:
-        shaky = f"; {len(record.shaky)} fragile or chaotic" if record.shaky else ""
-        return f"[{record.verdict}]({record.report}): {'PASS' if record.passed else '**FAIL**'}{shaky} ({record.date[:10]}, {record.commit[:10]})"
-    if (reports / f"{name}.md").exists():
-        return f"[report]({name}.md) predates the evidence flags: rerun `--profile paper`"
-    return "not run"
+def _aspect_cell(record: Record, aspect: str) -> str:
+    """The verdicts of a record's statements of one aspect with their numbers, in at most CELL_WORDS
+    words; a spec without aspects shows its statements' tally under direction."""
+    members = [s for s in record.statements if s["aspect"] == aspect]
+    if not members and aspect == "direction" and not any(s["aspect"] for s in record.statements):
+        tested = [s for s in record.statements if s["status"] != "not tested"]
+        held = sum(s["status"] == "reproduced" for s in tested)
+        return f"{held} of {len(tested)} statements reproduced" if tested else ""
+    text = "; ".join(f"{s['status']}: {s['key']}" for s in members)
+    words = text.split()
+    return text if len(words) <= CELL_WORDS else " ".join(words[:CELL_WORDS]) + " …"

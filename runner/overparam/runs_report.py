@@ -54,10 +54,8 @@ def write_report(inputs: ReportInputs, reports: Path, panels: Panels, caption: s
 def render(inputs: ReportInputs, figure: str, caption: str, body: list[str]) -> str:
     spec = inputs.spec
     parts = [
-        *header(spec, inputs.checks, inputs.spec_path, inputs.profile),
+        *header(spec, inputs.checks, inputs.spec_path, inputs.profile, figure, caption),
         _paper_section(inputs),
-        f"![{spec.id}]({figure})\n",
-        caption + "\n",
         checks_section(inputs.checks),
         *body,
         _assumptions_section(spec, inputs.data),

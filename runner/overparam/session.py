@@ -73,8 +73,8 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        """Whether the evidence supports the spec's stated verdict (Verdict.judge)."""
-        return self.spec.verdict.judge(self.checks).passed
+        """Whether the spec's stated verdict is current: its statements decide it, and every observation holds (Verdict.judge)."""
+        return self.spec.judge(self.checks).current
 
 
 @dataclass

@@ -73,6 +73,9 @@ class ConvnetSpec(Claim):
     def model(self, name: str) -> TutorialConvnetModel:
         return next(m for m in self.models if m.name == name)
 
+    def budget(self) -> str:
+        return f"{self.train.steps:,} steps"
+
     def declared_run_steps(self) -> int:
         return len(self.models) * len(self.seeds) * self.train.steps
 

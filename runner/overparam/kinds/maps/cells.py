@@ -60,7 +60,7 @@ def _read(speedups: list[float], seeds: str) -> list[float]:
 
 
 def evaluate_region(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:
-    return replace(_region_result(check, spec, cells), role=check.role)
+    return replace(_region_result(check, spec, cells), role=check.role, decides=check.decides)
 
 
 def _region_result(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int], Cell]) -> CheckResult:

@@ -64,10 +64,9 @@ def write_map_report(inputs: MapInputs, reports: Path) -> Path:
     figure = reports / "figures" / f"{name}.png"
     _map_figure(inputs, figure)
     parts = [
-        *header(spec, inputs.checks, inputs.spec_path, inputs.profile),
+        *header(spec, inputs.checks, inputs.spec_path, inputs.profile, f"figures/{figure.name}"),
         "## The paper\n",
         paper_text(spec.paper) + "\n",
-        f"![{spec.id}](figures/{figure.name})\n",
         "Speed-up = final L − L* of depth 1 / final L − L* of depth N after "
         f"{spec.train.steps:,} steps, each at its own tuned lr, seed by seed: above 1, depth helps "
         "(a gap below 1e-12·max(1, L*) is rounding and counts as converged). "

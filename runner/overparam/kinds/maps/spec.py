@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
-from overparam.checks import ROLE_TEXT, Role
+from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, StatementId
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.data import DataSpec
 from overparam.engine.init import NormalInit
@@ -120,6 +120,7 @@ class RegionCheck(BaseModel):
     below: float | None = Field(None, gt=0.0)
     seeds: Literal["all", "median"] = "all"
     role: Role = Field("claim", description=ROLE_TEXT)
+    decides: StatementId | None = Field(None, description=DECIDES_TEXT)
 
     @model_validator(mode="after")
     def _has_bound(self) -> RegionCheck:

@@ -68,10 +68,11 @@ def _results_section(inputs: ReportInputs) -> str:
             lines.append(f"| {r.name} | none: {r.why_none} |" + " — |" * (len(seeds) + timed))
             continue
         finals = " | ".join(f"{g:.4g}" for g in r.gaps[:, -1].tolist())
-        paper_lr = spec.loss_of(r.name).p * r.lr
-        lines.append(f"| {r.name} | {r.lr:g} ({paper_lr:.3g}) | {finals} |" + (f" {_steps_to(r, level)} |" if timed else ""))
+        lines.append(f"| {r.name} | {r.lr:g} ({_paper_lr(spec, r.name, r.lr):.3g}) | {finals} |" + (f" {_steps_to(r, level)} |" if timed else ""))
     lines.append(
-        "\nThe paper's loss carries a 1/p factor ours does not, so its lr for the same steps is p × ours (in brackets)."
+        "\nThe paper's loss carries a 1/p factor ours does not. For gradient descent its lr for the same steps is therefore p × ours "
+        "(in brackets); AdaGrad, AdaDelta and Adam divide each step by a running scale of the gradient, which the factor scales alike "
+        "(up to ε), so for them the paper's lr is ours."
         + (
             f" The step column measures speed at one level every model reaches: the highest median final gap among the models ({level:.3g}).\n"
             if timed
@@ -81,6 +82,13 @@ def _results_section(inputs: ReportInputs) -> str:
     if any(r.at_optimum for r in results):
         lines.append(f"A gap shown as 0 is within rounding of L* (|L − L*| ≤ {ROUNDING[spec.train.dtype]:.2g}·L*), not a measured value.\n")
     return "\n".join(lines)
+
+
+def _paper_lr(spec: RegressionSpec, name: str, lr: float) -> float:
+    """Our lr in the paper's units: p × ours for gradient descent (the paper's 1/p factor scales its
+    gradient), ours for the adaptive optimizers (invariant to the loss's scale, up to ε)."""
+    scaled = spec.model(name).optimizer_of(spec.train.optimizer).kind == "gd"
+    return spec.loss_of(name).p * lr if scaled else lr
 
 
 def _sweep_section(inputs: ReportInputs) -> str:

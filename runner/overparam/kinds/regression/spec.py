@@ -178,6 +178,10 @@ class RegressionSpec(Claim):
         own = self.model(name).lr
         return sorted(own) if own else self.tune.lr
 
+    def budget(self) -> str:
+        train = self.train
+        return f"{train.steps:,} steps" if train.steps is not None else f"a horizon η·steps = {train.horizon:g}"
+
     def declared_run_steps(self) -> int:
         per_seed = sum(self.train.schedule(lr)[0] for m in self.models for lr in self.lr_grid(m.name))
         return per_seed * len(self.seeds)

@@ -28,10 +28,9 @@ def write_theory_report(
     if has_figure:
         _figure(spec, results[0], figure)
     parts = [
-        *header(spec, checks, spec_path, profile),
+        *header(spec, checks, spec_path, profile, f"figures/{figure.name}" if has_figure else None),
         "## The paper\n",
         paper_text(spec.paper) + "\n",
-        f"![{spec.id}](figures/{figure.name})\n" if has_figure else "",
         checks_section(checks),
         _table(results[0], spec.seeds[0]),
         "## Probe\n",

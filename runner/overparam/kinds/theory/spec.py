@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from overparam.checks import ROLE_TEXT, Role
+from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, StatementId
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.strict import STRICT, given, strict_with
 from overparam.yamlpos import Path_
@@ -80,6 +80,7 @@ class ValueCheck(BaseModel):
     hi: float | None = None
     says: str = ""
     role: Role = Field("claim", description=ROLE_TEXT)
+    decides: StatementId | None = Field(None, description=DECIDES_TEXT)
 
     def model_refs(self) -> list[tuple[Path_, str]]:
         return []

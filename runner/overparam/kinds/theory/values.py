@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from overparam.checks import Bounds, CheckResult
+from overparam.checks import Bounds, CheckResult, span
 from overparam.kinds.theory import probes as theory
 from overparam.kinds.theory.probes import ProbeResult
 from overparam.kinds.theory.spec import EndToEndFlowProbe, NotAGradientProbe, PrecondSpectrumProbe, Probe, SingleOutputRuleProbe, ValueCheck
@@ -29,4 +29,4 @@ def evaluate_value(check: ValueCheck, results: list[ProbeResult], seeds: list[in
     holds = [bounds.holds(v) for v in values]
     evidence = "; ".join(f"seed {s}: {v:.3g}" + ("" if ok else " ✗") for s, v, ok in zip(seeds, values, holds))
     margin = min(bounds.margin(v) for v in values)
-    return CheckResult(all(holds), f"{check.metric} {bounds.text()}", evidence, tuple(values), margin, check.role)
+    return CheckResult(all(holds), f"{check.metric} {bounds.text()}", evidence, tuple(values), margin, check.role, decides=check.decides, key=span(values))
