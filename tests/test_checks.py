@@ -148,7 +148,7 @@ def test_overtakes_checks_when_the_crossing_comes() -> None:
     anytime = evaluate(check(kind="overtakes", models=["deep", "shallow"]), results)
     window = evaluate(check(kind="overtakes", models=["deep", "shallow"], after=100_000, by=150_000, paper=[1e5, 1.5e5]), results)
     assert anytime.passed and not window.passed, window.evidence
-    assert window.key == "deep overtakes shallow at step 50,000 (earlier) (the paper's ≈100,000–150,000)"
+    assert window.key == "deep overtakes shallow at step 50,000 (earlier) vs the paper's ≈100,000–150,000"
     with pytest.raises(ValidationError, match="later than by"):
         check(kind="overtakes", models=["deep", "shallow"], after=200, by=100)
 
@@ -159,7 +159,7 @@ def test_a_ratio_outside_the_papers_band_fails_the_magnitude() -> None:
     direction = evaluate(check(kind="ratio", metric="final_gap", model="1-layer", over="3-layer", at_least=1.5), results)
     magnitude = evaluate(check(kind="ratio", metric="final_gap", model="1-layer", over="3-layer", at_least=5.3, at_most=6.4, paper=[5.8]), results)
     assert direction.passed and not magnitude.passed
-    assert magnitude.key == "1-layer/3-layer 2.01× (the paper's ≈5.8×)"
+    assert magnitude.key == "1-layer/3-layer 2.01× vs the paper's ≈5.8×"
 
 
 def test_close_can_compare_end_to_end_vectors_at_a_chosen_lr() -> None:

@@ -107,7 +107,7 @@ def test_verify_all_runs_every_spec_and_writes_the_index(dirs: dict[str, Path]) 
     result = invoke("verify-all", "--specs", dirs["specs"], *run_args(dirs))
     assert result.exit_code == 0, result.output
     index = (dirs["reports"] / "README.md").read_text()
-    assert "| [Tiny synthetic check](tiny.md) | **reproduced** (default) | 1 of 1 statements reproduced |" in index
+    assert "| [Tiny synthetic check](tiny.md) | **reproduced** (default): 1 of 1 checks hold |" in index
     assert "[Another claim](other.md)" in index
     assert "[default](tiny.md); no paper profile |" in index
     declared = 2 * load_spec(dirs["specs"] / "a.yaml").declared_run_steps()
@@ -142,7 +142,7 @@ def test_the_index_shows_the_default_and_the_paper_profile(dirs: dict[str, Path]
     assert "[default](tiny.md); paper: not run |" in index  # the paper profile, before it runs
     assert invoke("verify-all", "--specs", dirs["specs"], "--profile", "paper", *run_args(dirs)).exit_code == 1
     row = next(line for line in (dirs["reports"] / "README.md").read_text().splitlines() if "Tiny synthetic check" in line)
-    assert "| [Tiny synthetic check](tiny-paper.md) | **not reproduced** ✗ (paper) |" in row  # the paper's budget decides
+    assert "| [Tiny synthetic check](tiny-paper.md) | **not reproduced** ✗ (paper): 0 of 1 checks hold |" in row  # the paper's budget decides
     assert "[default](tiny.md), [paper](tiny-paper.md) |" in row  # linking both reports
 
 

@@ -146,6 +146,10 @@ class _MetricCheck(_ModelCheck):
         values = metric_per_seed(result, self.metric, self.gap, self.at_step)
         return values if self.seeds == "all" else [median(values)]
 
+    def _metric_label(self) -> str:
+        """The metric, where it is not the final gap that nearly every check reads, for a key."""
+        return "" if self.metric == "final_gap" else f"{self.metric_text()} "
+
     def metric_text(self) -> str:
         return (
             self.metric + (f"(gap ≤ {self.gap:g})" if self.gap else "") + (f" at step {self.at_step:,}" if self.at_step is not None else "")
@@ -211,7 +215,7 @@ class RatioCheck(_MetricCheck):
             self.seed_label(results, i) + f"ratio {_fmt(r)}" + ("" if ok else " ✗") for i, (r, ok) in enumerate(zip(ratios, holds))
         )
         margin = min(self.bounds().margin(r) for r in ratios)
-        return CheckResult(all(holds), self.statement(), evidence, tuple(ratios), margin, key=f"{self.model}/{self.over} {span(ratios)}×")
+        return CheckResult(all(holds), self.statement(), evidence, tuple(ratios), margin, key=f"{self._metric_label()}{self.model}/{self.over} {span(ratios)}×")
 
 
 class BoundCheck(_MetricCheck):
@@ -243,7 +247,7 @@ class BoundCheck(_MetricCheck):
         holds = [self.bounds().holds(v) for v in values]
         evidence = "; ".join(self.seed_label(results, i) + _fmt(v) + ("" if ok else " ✗") for i, (v, ok) in enumerate(zip(values, holds)))
         margin = min(self.bounds().margin(v) for v in values)
-        return CheckResult(all(holds), self.statement(), evidence, tuple(values), margin, key=f"{self.model} {span(values)}")
+        return CheckResult(all(holds), self.statement(), evidence, tuple(values), margin, key=f"{self.model} {self.metric} {span(values)}")
 
 
 class CloseCheck(_ModelCheck):
@@ -274,7 +278,7 @@ class CloseCheck(_ModelCheck):
             self.seed_label(results, i) + f"max rel dev {_fmt(d)}" + ("" if ok else " ✗") for i, (d, ok) in enumerate(zip(devs, holds))
         )
         margin = min(relative_distance(d, self.tol) for d in devs)
-        return CheckResult(all(holds), self.statement(), evidence, tuple(devs), margin, key=f"max rel dev {max(devs):.3g}")
+        return CheckResult(all(holds), self.statement(), evidence, tuple(devs), margin, key=f"{a.name} vs {b.name}: max rel dev {max(devs):.3g}")
 
 
 class OvertakesCheck(_ModelCheck):
@@ -303,8 +307,12 @@ class OvertakesCheck(_ModelCheck):
         return None if self.after is None and self.by is None else Bounds(self.after, self.by)
 
     def statement(self) -> str:
-        window = self.window()
-        when = f" at step {window.text()}" if window else ""
+        if self.after is not None and self.by is not None:
+            when = f" between steps {self.after:,} and {self.by:,}"
+        elif self.after is not None or self.by is not None:
+            when = f" from step {self.after:,}" if self.after is not None else f" by step {self.by:,}"
+        else:
+            when = ""
         return f"{self.models[0]} overtakes {self.models[1]}{when} (L − L*)"
 
     def judge(self, results: dict[str, ModelResult]) -> CheckResult:
@@ -317,7 +325,7 @@ class OvertakesCheck(_ModelCheck):
         )
         steps = tuple(math.nan if s is None else s for s in seeds)
         margin = min((window.margin(s) for s in steps), default=math.inf) if window else math.inf
-        key = f"{self.models[0]} overtakes {self.models[1]} {_overtaking_key(steps, window)}"
+        key = _overtaking_key(self.models[0], self.models[1], steps, window)
         return CheckResult(all(holds), self.statement(), evidence, steps, margin, key=key)
 
 
@@ -374,7 +382,7 @@ Check = Annotated[OrderCheck | RatioCheck | BoundCheck | CloseCheck | OvertakesC
 
 def evaluate(check: Check, results: Results) -> CheckResult:
     result = check.evaluate(results)
-    key = result.key + (f" (the paper's {_paper_text(check)})" if check.paper and result.key else "")
+    key = result.key + (f" vs the paper's {_paper_text(check)}" if check.paper and result.key else "")
     return replace(result, role=check.role, decides=check.decides, key=key)
 
 
@@ -394,13 +402,13 @@ def _paper_text(check: Check) -> str:
     return "≈" + "–".join(f"{v:.3g}" for v in check.paper) + ("×" if isinstance(check, RatioCheck) else "")
 
 
-def _overtaking_key(steps: tuple[float, ...], window: Bounds | None) -> str:
-    """ "at step 65,000–70,000", with "earlier" / "later" than the window where it is outside it."""
+def _overtaking_key(a: str, b: str, steps: tuple[float, ...], window: Bounds | None) -> str:
+    """ "a overtakes b at step 65,000–70,000", with "earlier" / "later" than the window where it is outside it."""
     reached = [s for s in steps if math.isfinite(s)]
     if len(reached) < len(steps):
-        return "at no step at some seed"
+        return f"{a} does not overtake {b} at {len(steps) - len(reached)} of {len(steps)} seeds"
     low, high = f"{min(reached):,.0f}", f"{max(reached):,.0f}"
-    text = "at step " + (low if low == high else f"{low}–{high}")
+    text = f"{a} overtakes {b} at step " + (low if low == high else f"{low}–{high}")
     if window and window.low is not None and max(reached) < window.low:
         text += " (earlier)"
     elif window and window.high is not None and min(reached) > window.high:

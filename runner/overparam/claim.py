@@ -91,6 +91,16 @@ class StatementVerdict:
             return "not reproduced"
         return "reproduced" if len(firm) == len(self.checks) else "undecided"
 
+    def short(self) -> str:
+        """The numbers of the check that decided it (the first firm failure, else the first shaky
+        check, else the first), for an index cell."""
+        if not self.checks:
+            return "not tested at this budget"
+        shaky = [c for c in self.checks if c.stability and c.stability.shaky]
+        failed = [c for c in self.checks if not c.passed and c not in shaky]
+        deciding = (failed or shaky or list(self.checks))[0]
+        return deciding.key + (" …" if len(self.checks) > 1 else "")
+
     def key(self) -> str:
         """Its checks' numbers in a few characters, and why it is undecided where it is."""
         if not self.checks:
@@ -151,10 +161,14 @@ class Verdict(BaseModel):
     )
     observed: str = Field("", description="what we observe, in words; required unless reproduced")
 
-    def judge(self, statements: list[StatementVerdict], checks: list[CheckResult]) -> Judgement:
-        """The headline to show and whether the spec's stated verdict is current (the class docstring)."""
+    def judge(self, statements: list[StatementVerdict], checks: list[CheckResult], untraced: tuple[str, ...] = ()) -> Judgement:
+        """The headline to show and whether the spec's stated verdict is current (the class docstring);
+        `untraced`: numbers its `observed:` text types that the report's tables do not print (prose.py)."""
         pinned = [c for c in checks if c.role == "observation" and not c.passed]
         decided = headline([s.status for s in statements])
+        if untraced:
+            typed = ", ".join(untraced)
+            return Judgement(decided, False, f"`observed:` types numbers the report's tables do not print ({typed}); quote the tables' numbers", statements)
         if self.status == "by checks":
             return Judgement(decided, decided == "reproduced" and not pinned, "decided by the statements", statements)
         if pinned:
@@ -209,9 +223,9 @@ class Claim(BaseModel):
     assumptions: list[str] = Field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
 
-    def judge(self, checks: list[CheckResult]) -> Judgement:
+    def judge(self, checks: list[CheckResult], untraced: tuple[str, ...] = ()) -> Judgement:
         """The headline the statements decide from `checks`, and whether the stated verdict is current."""
-        return self.verdict.judge(statement_verdicts(self.statements, checks), checks)
+        return self.verdict.judge(statement_verdicts(self.statements, checks), checks, untraced)
 
     def budget(self) -> str:
         """The budget its runs train for, in a few words ("1,000,000 steps"); empty where it has none."""

@@ -238,7 +238,7 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     from overparam.specload import check_locations
 
     outcome = verify(path, options, session, RichProgress(err))
-    judgement = outcome.spec.judge(outcome.checks)
+    judgement = outcome.judgement
     current = "[green]✓[/]" if outcome.passed else "[red]✗ out of date[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
     out.print(f"{current} {outcome.spec.id}: {judgement.status} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}", highlight=False)
@@ -267,7 +267,7 @@ def _summary(outcomes: list[Outcome]) -> None:
         table.add_column(column)
     for o in outcomes:
         status = "[green]current[/]" if o.passed else "[red]out of date[/]"
-        verdict = o.spec.judge(o.checks).status
+        verdict = o.judgement.status
         table.add_row(o.spec.id, status, verdict, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", str(o.report))
     out.print(table)
 

@@ -23,24 +23,30 @@ GAP_FLOOR = 1e-16
 
 
 def gap_figure(
-    panels: list[tuple[str, list[ModelResult]]], title: str, path: Path, marks: dict[str, list[tuple[float, float]]] | None = None
+    panels: list[tuple[str, list[ModelResult]]],
+    title: str,
+    path: Path,
+    marks: dict[str, list[tuple[float, float]]] | None = None,
+    marked: str | None = None,
 ) -> None:
     """One log-scale panel per (y label, models): median over seeds as a line, the min–max over
     seeds as a band; `marks` (model name -> (step, value)) drawn as crosses in the model's colour
-    where its panel's steps reach. Written atomically."""
+    where its panel's steps reach, on the panel titled `marked` only where given (the one whose
+    quantity the paper plots), else on every panel. Written atomically."""
     curves = max(len(results) for _, results in panels)
     below = curves > len(COLOURS)  # a legend that long would hide the curves: put it under them
-    height = 4.4 + (0.16 * curves if below else 0.0)
+    height = 4.8 + (0.16 * curves if below else 0.0)
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), dpi=120, squeeze=False)
     for ax, (ylabel, results) in zip(axes[0], panels):
-        _draw_panel(ax, results, ylabel, marks or {}, below)
+        _draw_panel(ax, results, ylabel, (marks or {}) if marked in (None, ylabel) else {}, below)
     fig.suptitle(textwrap.fill(title, width=70 * len(panels)), fontsize=10)
     save_atomic(fig, path)
 
 
 def save_atomic(fig: Figure, path: Path) -> None:
-    """Lay out, write whole or not at all (atomic.write_whole), and close."""
-    fig.tight_layout()
+    """Lay out (the suptitle kept clear of the panels' labels), write whole or not at all
+    (atomic.write_whole), and close."""
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95) if fig.get_suptitle() else None)
     try:
         write_whole(path, lambda partial: fig.savefig(partial, format="png", metadata={"Software": None}))
     finally:
@@ -53,7 +59,7 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
         reach = float(result.steps[-1])
         points = [(step, value) for step, value in marks.get(result.name, []) if step <= reach]
         if points:
-            ax.plot(*zip(*points), "x", color=colour, ms=8, mew=2, label=None if marked else "the paper (read off its figure)")
+            ax.plot(*zip(*points), "x", color=colour, ms=8, mew=2)
             marked = True
         if result.lr is None:
             ax.plot([], [], color=colour, label=f"{result.name} (no usable lr)")
@@ -63,6 +69,8 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
         ax.plot(result.steps, mid, color=colour, lw=1.6, ls="--" if dashed else "-", label=f"{result.name} (lr {result.lr:g})")
         if gaps.shape[0] > 1:
             ax.fill_between(result.steps, gaps.min(dim=0).values, gaps.max(dim=0).values, color=colour, alpha=0.18, lw=0)
+    if marked:  # one legend entry for every model's crosses, in no model's colour
+        ax.plot([], [], "x", color="0.35", ms=8, mew=2, label="× the paper, read off its figure (each model's colour)")
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)

@@ -4,11 +4,12 @@ store/engine → picks → checks → report), return what came out. Knows no ki
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from overparam import provenance
 from overparam.registry import kind_of
-from overparam.report import write_record
+from overparam.report import finish_report, write_record
 from overparam.session import Options, Outcome, Progress, Session
 from overparam.specload import load_spec
 
@@ -21,5 +22,6 @@ def verify(spec_path: Path, options: Options, session: Session, progress: Progre
     spec = load_spec(spec_path, options.profile)
     kind = kind_of(spec.model_dump(include={"experiment"}))
     outcome = kind.verify(spec, spec_path, options, session, progress, start)
-    write_record(spec, outcome.checks, outcome.report, options.profile)  # what the index shows of it
-    return outcome
+    untraced = finish_report(spec, outcome.checks, outcome.report, spec_path, options.profile)
+    write_record(spec, outcome.checks, outcome.report, options.profile, untraced)  # what the index shows of it
+    return replace(outcome, untraced=untraced)

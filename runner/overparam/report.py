@@ -11,6 +11,7 @@ from overparam import provenance
 from overparam.atomic import write_whole
 from overparam.checks import CheckResult
 from overparam.claim import ASPECTS, HEADLINE_RULE, Claim, StatementVerdict
+from overparam.prose import untraced_numbers
 from overparam.store import StoredRun
 
 
@@ -32,7 +33,10 @@ def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str
     observe, the statements and whether the spec's verdict is current."""
     judgement = spec.judge(checks)
     statements = judgement.statements
-    bullets = [f"- {_statement_label(s)}: **{s.status}**: {s.key()}" for s in statements[:SUMMARY_STATEMENTS]]
+    bullets = [
+        f"- {_statement_label(s)}: **{s.status}**" + (" at this budget" if s.status == "not tested" else f": {s.key()}")
+        for s in statements[:SUMMARY_STATEMENTS]
+    ]
     if len(statements) > SUMMARY_STATEMENTS:
         bullets.append(f"- and {len(statements) - SUMMARY_STATEMENTS} more (Statements, below)")
     summary = [
@@ -48,7 +52,6 @@ def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str
         f"## Claim\n\n{spec.claim}\n",
         *([f"## What we observe\n\n{spec.verdict.observed}\n"] if spec.verdict.observed else []),
         statements_section(statements),
-        verification_section(spec, checks, spec_path, profile),
     ]
 
 
@@ -80,12 +83,15 @@ def statements_section(statements: list[StatementVerdict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verification_section(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None) -> str:
-    """Whether the spec's stated verdict is still the one its checks decide: a test of the spec,
-    not a verdict on the paper."""
-    judgement = spec.judge(checks)
+def verification_section(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None, untraced: tuple[str, ...]) -> str:
+    """Whether the spec's stated verdict is still the one its checks decide, with every number its
+    prose types printed by the report's tables: a test of the spec, not a verdict on the paper."""
+    judgement = spec.judge(checks, untraced)
     if judgement.current:
-        state = "**current**: the spec's stated verdict is the headline its statements decide, and every observation holds"
+        state = (
+            "**current**: the spec's stated verdict is the headline its statements decide, every observation holds, "
+            "and every number *What we observe* types is one this report's tables print"
+        )
     else:
         state = f"**out of date**: {judgement.why}; revisit the spec's verdict and what it observes against the numbers below"
     where = f"spec `{spec_path.name}`, profile `{profile or 'default'}`"
@@ -99,9 +105,15 @@ def checks_summary(checks: list[CheckResult]) -> str:
         members = [c for c in checks if c.role == role]
         if members:
             parts.append(f"{label} {sum(c.passed for c in members)}/{len(members)} hold")
-    fragile = sum(bool(c.stability and c.stability.fragile) for c in checks)
-    chaotic = sum(bool(c.stability and c.stability.chaotic) for c in checks)
-    return ", ".join(parts) + f"; {fragile or 'none'} fragile, {chaotic or 'none'} chaotic"
+    return ", ".join(parts) + f"; {_flag_count(checks, 'fragile')}, {_flag_count(checks, 'chaotic')}"
+
+
+def _flag_count(checks: list[CheckResult], flag: str) -> str:
+    """ "2 fragile", "none fragile", or "chaotic: not assessed" where no check was assessed for it."""
+    assessed = [getattr(c.stability, flag) for c in checks if c.stability and getattr(c.stability, flag) is not None]
+    if not assessed:
+        return f"{flag}: not assessed"
+    return f"{sum(assessed) or 'none'} {flag}"
 
 
 def key_value_table(title: str, rows: list[tuple[str, str]]) -> str:
@@ -155,7 +167,7 @@ class Record:
     report: str  # the report's file name
     headline: str  # what the statements decide (claim.HEADLINE_RULE)
     budget: str  # e.g. "at 1,000,000 steps, the paper's budget (profile `paper`)"
-    statements: list[dict[str, str]]  # per statement: aspect, says, status, key (its numbers)
+    statements: list[dict[str, str]]  # per statement: aspect, says, status, key (its numbers), short (its first check's)
     verdict_current: bool  # whether the spec's stated verdict is the headline (a test of the spec, not of the paper)
     why: str  # why not, where it is not current
     checks: str  # checks_summary
@@ -164,10 +176,19 @@ class Record:
     commit: str
 
 
-def write_record(spec: Claim, checks: list[CheckResult], report: Path, profile: str | None) -> Path:
-    judgement = spec.judge(checks)
+def finish_report(spec: Claim, checks: list[CheckResult], report: Path, spec_path: Path, profile: str | None) -> tuple[str, ...]:
+    """Append the verification to a written report: whether the spec's verdict is current, its
+    prose's numbers traced to the report's tables (prose.py). Returns the untraced numbers."""
+    text = report.read_text(encoding="utf-8")
+    untraced = tuple(untraced_numbers(spec.verdict.observed, text))
+    write_atomic(report, text.rstrip("\n") + "\n\n" + verification_section(spec, checks, spec_path, profile, untraced))
+    return untraced
+
+
+def write_record(spec: Claim, checks: list[CheckResult], report: Path, profile: str | None, untraced: tuple[str, ...] = ()) -> Path:
+    judgement = spec.judge(checks, untraced)
     shaky = [f"{flag}: {c.statement}" for c in checks if c.stability for flag in ("fragile", "chaotic") if getattr(c.stability, flag)]
-    statements = [{"aspect": s.aspect or "", "says": s.says, "status": s.status, "key": s.key()} for s in judgement.statements]
+    statements = [{"aspect": s.aspect or "", "says": s.says, "status": s.status, "key": s.key(), "short": s.short()} for s in judgement.statements]
     record = Record(
         spec.id,
         profile or "default",
@@ -212,7 +233,9 @@ def write_index(specs: list[Claim], reports: Path) -> Path:
         members = [spec for spec in specs if spec.group == group]
         if not members:
             continue
-        lines += [f"## {heading}\n", "| claim | headline | " + " | ".join(ASPECTS) + " | reports |", "|---|---|" + "---|" * len(ASPECTS) + "---|"]
+        aspects = ASPECTS if group == "experiments" else ()
+        columns = ["claim", "headline", *aspects, "reports"]
+        lines += [f"## {heading}\n", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for spec in members:
             default = read_record(reports / f"{report_name(spec.id, None)}.json")
             paper = read_record(reports / f"{report_name(spec.id, 'paper')}.json") if "paper" in spec.profiles else None
@@ -223,12 +246,12 @@ def write_index(specs: list[Claim], reports: Path) -> Path:
             elif paper is None:
                 links += "; paper: not run"
             if deciding is None:
-                lines.append(table_row(spec.title, "not run", *([""] * len(ASPECTS)), links))
+                lines.append(table_row(spec.title, "not run", *([""] * len(aspects)), links))
                 continue
             mark = "" if deciding.verdict_current else " ✗"
-            head = f"**{deciding.headline}**{mark} ({deciding.profile})"
+            head = f"**{deciding.headline}**{mark} ({deciding.profile}){_tally(deciding)}"
             claim = f"[{spec.title}]({deciding.report})"
-            lines.append(table_row(claim, head, *(_aspect_cell(deciding, aspect) for aspect in ASPECTS), links))
+            lines.append(table_row(claim, head, *(_aspect_cell(deciding, aspect) for aspect in aspects), links))
         lines.append("")
     lines.append(f"Generated {provenance.now_utc()} at commit {provenance.git_commit(reports.resolve().parent)}.\n")
     path = reports / "README.md"
@@ -236,14 +259,17 @@ def write_index(specs: list[Claim], reports: Path) -> Path:
     return path
 
 
+def _tally(record: Record) -> str:
+    """For a spec without aspects (each claim check its own statement): how many hold."""
+    if any(s["aspect"] for s in record.statements):
+        return ""
+    tested = [s for s in record.statements if s["status"] != "not tested"]
+    return f": {sum(s['status'] == 'reproduced' for s in tested)} of {len(tested)} checks hold" if tested else ""
+
+
 def _aspect_cell(record: Record, aspect: str) -> str:
-    """The verdicts of a record's statements of one aspect with their numbers, in at most CELL_WORDS
-    words; a spec without aspects shows its statements' tally under direction."""
+    """The verdicts of a record's statements of one aspect with their numbers, in at most CELL_WORDS words."""
     members = [s for s in record.statements if s["aspect"] == aspect]
-    if not members and aspect == "direction" and not any(s["aspect"] for s in record.statements):
-        tested = [s for s in record.statements if s["status"] != "not tested"]
-        held = sum(s["status"] == "reproduced" for s in tested)
-        return f"{held} of {len(tested)} statements reproduced" if tested else ""
-    text = "; ".join(f"{s['status']}: {s['key']}" for s in members)
+    text = "; ".join(f"{s['status']}: {s['short']}" for s in members)
     words = text.split()
     return text if len(words) <= CELL_WORDS else " ".join(words[:CELL_WORDS]) + " …"

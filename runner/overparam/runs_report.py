@@ -4,7 +4,7 @@ the header, the paper's numbers beside ours, the figure, the checks, the kind's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,15 @@ class ReportInputs:
 Panels = list[tuple[str, list[ModelResult]]]
 
 
-def write_report(inputs: ReportInputs, reports: Path, panels: Panels, caption: str, body: list[str]) -> Path:
+def write_report(inputs: ReportInputs, reports: Path, panels: Panels, caption: str, body: list[str], marked: str | None = None) -> Path:
     """The report of a claim whose runs are loss curves: the figure draws `panels` (title, the
-    picked result of each model in it) and `caption` says what they show; `body` (the kind's own
+    picked result of each model in it), with the paper's readings on the panel titled `marked`
+    (every panel where None), and `caption` says what they show; `body` (the kind's own
     sections) follows the checks."""
     name = report_name(inputs.spec.id, inputs.profile)
     figure = reports / "figures" / f"{name}.png"
-    gap_figure(panels, f"{inputs.spec.title} [{inputs.profile or 'default'} profile]", figure, paper_marks(inputs.spec.paper))
+    title = f"{inputs.spec.title} [{inputs.profile or 'default'} profile]"
+    gap_figure(panels, title, figure, paper_marks(inputs.spec.paper), marked)
     path = reports / f"{name}.md"
     write_atomic(path, render(inputs, f"figures/{figure.name}", caption, body))
     return path
@@ -80,16 +82,20 @@ def _paper_section(inputs: ReportInputs) -> str:
                 f"Our run stops at step {ours_at}, the paper's at {at}: compare the ordering and the trend, not the values. The `paper` profile runs the paper's step count.\n"
             )
     if ref and ref.curves:
-        lines.append(_matched_steps(ref, inputs.results.picked))
+        lines.append(_matched_steps(ref, inputs.results.picked, inputs.spec.PENALIZED))
     return "\n".join(lines)
 
 
-def _matched_steps(ref: PaperRef, picked: dict[str, ModelResult]) -> str:
-    """The paper's curves read off its figure beside ours at the same steps (those we record)."""
+def _matched_steps(ref: PaperRef, picked: dict[str, ModelResult], penalized: bool) -> str:
+    """The paper's curves read off its figure beside ours at the same steps (those we record);
+    where runs record a penalty, the paper plots the loss with it (the convnet's batch loss)."""
     reading = ref.reading or "read off the paper's figure"
+    quantity = "batch loss (+ penalty)" if penalized else "L − L*"
+    if penalized:
+        picked = {name: replace(r, losses=r.losses + r.penalty) for name, r in picked.items() if r.penalty is not None}
     lines = [
         f"At matched steps ({reading}); the crosses on our figure mark the same readings.\n",
-        "| model | step | paper: L − L* | ours: L − L* (median over seeds) | ours / paper |",
+        f"| model | step | paper: {quantity} | ours: {quantity} (median over seeds) | ours / paper |",
         "|---|---|---|---|---|",
     ]
     for name in ref.curves:
@@ -114,10 +120,15 @@ def _median_gap_at(result: ModelResult, step: int) -> float | None:
 
 
 def paper_marks(ref: PaperRef | None) -> dict[str, list[tuple[float, float]]]:
-    """The paper's readings as (step, L − L*) markers per model, for the figure."""
+    """The paper's readings as (step, value) markers per model, for the figure: its curves, and
+    for a model without one, its final value at `at_step`."""
     if ref is None:
         return {}
-    return {name: [(float(step), value) for step, value in ref.readings(name)] for name in ref.curves}
+    marks = {name: [(float(step), value) for step, value in ref.readings(name)] for name in ref.curves}
+    if ref.at_step is not None:
+        for name, value in ref.final_gap.items():
+            marks.setdefault(name, [(float(ref.at_step), value)])
+    return marks
 
 
 def _assumptions_section(spec: RegressionSpec, data: Dataset) -> str:

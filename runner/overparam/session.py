@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from overparam.checkpoint import DEFAULT_EVERY_S, Checkpoints
 from overparam.checks import CheckResult
-from overparam.claim import Claim
+from overparam.claim import Claim, Judgement
 from overparam.data.dataset import Dataset
 from overparam.errors import OverparamError
 from overparam.executors import Executor, InProcess, jobs_for, train_jobs
@@ -70,11 +70,17 @@ class Outcome:
     cached: int
     wall_s: float
     warnings: list[str] = field(default_factory=list)  # for stderr: e.g. a pick at the edge of its grid
+    untraced: tuple[str, ...] = ()  # numbers the verdict's prose types that the report's tables do not print
+
+    @property
+    def judgement(self) -> Judgement:
+        return self.spec.judge(self.checks, self.untraced)
 
     @property
     def passed(self) -> bool:
-        """Whether the spec's stated verdict is current: its statements decide it, and every observation holds (Verdict.judge)."""
-        return self.spec.judge(self.checks).current
+        """Whether the spec's stated verdict is current: its statements decide it, every observation
+        holds and every number its prose types is one the report prints (Verdict.judge)."""
+        return self.judgement.current
 
 
 @dataclass

@@ -12,7 +12,7 @@ from overparam.checks import Stability, evaluate
 from overparam.data.dataset import Dataset
 from overparam.data.mnist import load_mnist
 from overparam.kind import Kind
-from overparam.kinds.convnet.report import convnet_body, convnet_panels
+from overparam.kinds.convnet.report import BATCH_LOSS, convnet_body, convnet_panels
 from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, train_convnet_runs
 from overparam.kinds.convnet.spec import ConvnetSpec
 from overparam.plan import Run
@@ -60,7 +60,7 @@ def verify(spec: ConvnetSpec, spec_path: Path, options: Options, session: Sessio
         wall_s=wall_s,
         device=options.device,
     )
-    report = write_report(inputs, options.reports, convnet_panels(inputs), CAPTION, convnet_body(inputs))
+    report = write_report(inputs, options.reports, convnet_panels(inputs), CAPTION, convnet_body(inputs), marked=BATCH_LOSS)
     return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
 
 

@@ -11,11 +11,13 @@ from overparam.report import key_value_table
 from overparam.results import median, metric_per_seed
 from overparam.runs_report import Panels, ReportInputs
 
+BATCH_LOSS = "cross-entropy + L2 penalty (the tutorial's batch loss)"  # what the paper plots: its readings go on this panel
+
 
 def convnet_panels(inputs: ReportInputs) -> Panels:
     picked = [inputs.results.picked[m.name] for m in inputs.spec.models]
     with_penalty = [replace(r, losses=r.losses + r.penalty) for r in picked if r.penalty is not None]
-    return [("batch cross-entropy (window mean)", picked), ("cross-entropy + L2 penalty (the tutorial's batch loss)", with_penalty)]
+    return [("batch cross-entropy (window mean)", picked), (BATCH_LOSS, with_penalty)]
 
 
 def convnet_body(inputs: ReportInputs) -> list[str]:

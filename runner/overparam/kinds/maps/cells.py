@@ -76,10 +76,10 @@ def _region_result(check: RegionCheck, spec: MapSpec, cells: dict[tuple[str, int
     span = f"speed-ups {min(every):.3g}–{max(every):.3g} over {len(covered)} cells" + (" (medians)" if check.seeds == "median" else "")
     margin = min(Bounds(check.above, check.below, strict=True).margin(v) for v in every)
     if not failing:
-        return CheckResult(True, statement, span, tuple(every), margin)
+        return CheckResult(True, statement, span, tuple(every), margin, key=span)
     (row, depth), worst = failing[0]
     evidence = f"{len({k for k, _ in failing})} cell(s) break it, e.g. {row}, depth {depth}: {worst:.3g}; {span}"
-    return CheckResult(False, statement, evidence, tuple(every), margin)
+    return CheckResult(False, statement, evidence, tuple(every), margin, key=span)
 
 
 def _holds(check: RegionCheck, value: float) -> bool:

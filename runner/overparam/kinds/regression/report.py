@@ -4,10 +4,13 @@ figure's panels (one per ℓp exponent)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from pydantic import BaseModel
 
 from overparam.checks import CloseCheck, ConvergesCheck
+from overparam.evidence import step_below
+from overparam.figures import COLOURS
 from overparam.kinds.regression.models import ModelSpec
 from overparam.kinds.regression.spec import RegressionSpec, Train
 from overparam.report import key_value_table
@@ -17,19 +20,48 @@ from overparam.select import score_text
 
 
 def regression_panels(inputs: ReportInputs) -> Panels:
-    """One panel per ℓp exponent, L − L* of each model at its picked lr; and where checks compare
-    curves (close, converges), one of the relative deviation between each compared pair, which
-    the gap panel cannot show (the curves lie on top of each other)."""
+    """One panel per ℓp exponent, L − L* of each model at its picked lr (one panel per depth where
+    more models share it than the palette has colours), with dashed the run one lr step lower of
+    each model a fragile check reads; and where checks compare curves (close, converges), one of
+    the relative deviation between each compared pair, which the gap panel cannot show (the curves
+    lie on top of each other)."""
     spec = inputs.spec
-    panels: Panels = [
-        (f"ℓ{p:g} loss − L* (distance from optimum)", [inputs.results.picked[m.name] for m in spec.models if spec.loss_of(m.name).p == p])
-        for p in spec.exponents
-    ]
+    lower = _one_step_lower(inputs)
+    panels: Panels = []
+    for p in spec.exponents:
+        models = [m for m in spec.models if spec.loss_of(m.name).p == p]
+        title = f"ℓ{p:g} loss − L* (distance from optimum)"
+        facets = _by_depth(models) if len(models) > len(COLOURS) else {0: models}
+        for depth, members in facets.items():
+            results = [inputs.results.picked[m.name] for m in members] + [lower[m.name] for m in members if m.name in lower]
+            panels.append((title + (f", depth {depth}" if len(facets) > 1 else ""), results))
     pairs = list(dict.fromkeys(tuple(c.models) for c in spec.checks if isinstance(c, CloseCheck | ConvergesCheck)))
     deviations = [_deviation(inputs.results.picked[a], inputs.results.picked[b]) for a, b in pairs]
     if deviations:
         panels.append(("relative deviation of the loss |L − L'| / L' (picked lr)", deviations))
     return panels
+
+
+def _by_depth(models: list[ModelSpec]) -> dict[int, list[ModelSpec]]:
+    facets: dict[int, list[ModelSpec]] = {}
+    for model in models:
+        facets.setdefault(int(model.shape().get("depth", 1)), []).append(model)
+    return dict(sorted(facets.items()))
+
+
+def _one_step_lower(inputs: ReportInputs) -> dict[str, ModelResult]:
+    """For each model a fragile check reads at its pick, its run one lr step lower (what flipped the
+    check), named as a variant so that the figure dashes it in the model's colour."""
+    lower: dict[str, ModelResult] = {}
+    for check, result in zip(inputs.spec.checks, inputs.checks):
+        if not (result.stability and result.stability.fragile) or isinstance(check, ConvergesCheck) or getattr(check, "lr", None) is not None:
+            continue
+        for _, name in check.model_refs():
+            below = step_below(inputs.sweeps.get(name, []), inputs.results.picked[name].lr)
+            run = inputs.results.by_lr.get(name, {}).get(below) if below is not None else None
+            if run is not None:
+                lower[name] = replace(run, name=f"{name} (one lr step lower)")
+    return lower
 
 
 def regression_caption(panels: Panels) -> str:
@@ -38,7 +70,14 @@ def regression_caption(panels: Panels) -> str:
         if len(panels) > 1 and "deviation" in panels[-1][0]
         else ""
     )
-    return "Lines: median over seeds of L − L*; bands: min–max over seeds. Each model at its own picked learning rate." + deviation
+    lower = (
+        " Dashed, in a model's colour: its run one lr step lower, on which a fragile check flips."
+        if any("(one lr step lower)" in r.name for _, results in panels for r in results)
+        else ""
+    )
+    lrs = {r.lr for _, results in panels[:1] for r in results if r.lr is not None and "(one lr step lower)" not in r.name}
+    at = f" Every model at one learning rate, {lrs.pop():g}." if len(lrs) == 1 else " Each model at its own picked learning rate."
+    return "Lines: median over seeds of L − L*; bands: min–max over seeds." + at + lower + deviation
 
 
 def _deviation(a: ModelResult, b: ModelResult) -> ModelResult:
