@@ -300,12 +300,13 @@ def test_a_failing_check_is_named_by_its_file_line_and_index(tmp_path: Path, dir
 
 
 def test_a_variant_is_drawn_dashed_in_its_models_colour() -> None:
-    from overparam.figures import COLOURS, _line_styles
+    from overparam.figures import COLOURS, LOWER, _line_styles
 
-    styles = _line_styles(["GD", "Adam", "Adam (TF1)", "Adam random init", "GD (TF1) (x)"])
-    assert styles[2] == (styles[1][0], True) and styles[1][1] is False  # "Adam (TF1)": Adam's colour, dashed
-    assert styles[3] == (COLOURS[2], False)  # no parenthesised note: a curve of its own
-    assert styles[4] == (styles[0][0], True)
+    styles = _line_styles(["GD", "Adam", "Adam (TF1)", "Adam random init", "GD (TF1) (x)", f"Adam {LOWER}"])
+    assert styles[2] == (styles[1][0], "--") and styles[1][1] == "-"  # "Adam (TF1)": Adam's colour, dashed
+    assert styles[3] == (COLOURS[2], "-")  # no parenthesised note: a curve of its own
+    assert styles[4] == (styles[0][0], "--")
+    assert styles[5] == (styles[1][0], ":")  # the run one lr step lower under a fragile check: dotted, apart from a variant
 
 
 def test_a_reports_commit_is_the_one_its_run_started_at_even_if_the_checkout_moves_on(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from overparam.atomic import write_whole  # noqa: E402
 from overparam.results import ModelResult  # noqa: E402
 
-__all__ = ["COLOURS", "gap_figure", "plt", "save_atomic"]
+__all__ = ["COLOURS", "LOWER", "gap_figure", "plt", "save_atomic"]
 
 # The paper's line colours, in its legend order.
 COLOURS = ["tab:blue", "tab:green", "tab:red", "tab:cyan", "tab:purple", "tab:olive", "tab:orange", "tab:brown"]
@@ -55,7 +55,7 @@ def save_atomic(fig: Figure, path: Path) -> None:
 
 def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[str, list[tuple[float, float]]], below: bool) -> None:
     marked = False
-    for (colour, dashed), result in zip(_line_styles([r.name for r in results]), results):
+    for (colour, style), result in zip(_line_styles([r.name for r in results]), results):
         reach = float(result.steps[-1])
         points = [(step, value) for step, value in marks.get(result.name, []) if step <= reach]
         if points:
@@ -66,7 +66,7 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
             continue
         gaps = result.gaps.clamp_min(GAP_FLOOR)
         mid = gaps.median(dim=0).values
-        ax.plot(result.steps, mid, color=colour, lw=1.6, ls="--" if dashed else "-", label=f"{result.name} (lr {result.lr:g})")
+        ax.plot(result.steps, mid, color=colour, lw=1.6, ls=style, label=f"{result.name} (lr {result.lr:g})")
         if gaps.shape[0] > 1:
             ax.fill_between(result.steps, gaps.min(dim=0).values, gaps.max(dim=0).values, color=colour, alpha=0.18, lw=0)
     if marked:  # one legend entry for every model's crosses, in no model's colour
@@ -82,17 +82,22 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
     ax.set_xlim(left=0)
 
 
-def _line_styles(names: list[str]) -> list[tuple[object, bool]]:
-    """(colour, dashed) per curve. A variant, named as another curve plus a parenthesised note
-    ("Adam (TF1)" beside "Adam"), is drawn dashed in that curve's colour; every other curve takes
-    the next colour of the paper's palette (or of tab20 when there are more curves than it has)."""
+LOWER = "(one lr step lower)"  # the note naming a model's run one lr step below its pick (drawn dotted)
+
+
+def _line_styles(names: list[str]) -> list[tuple[object, str]]:
+    """(colour, line style) per curve. A variant, named as another curve plus a parenthesised note
+    ("Adam (TF1)" beside "Adam"), is drawn dashed in that curve's colour, or dotted where the note
+    is LOWER (a run one lr step lower); every other curve takes the next colour of the paper's
+    palette (or of tab20 when there are more curves than it has)."""
     bases = [name for name in names if _variant_of(name, names) is None]
     palette: list[object] = list(COLOURS) if len(bases) <= len(COLOURS) else [plt.get_cmap("tab20")(i % 20) for i in range(len(bases))]
     colour_of = dict(zip(bases, palette))
     styles = []
     for name in names:
         base = _variant_of(name, names)
-        styles.append((colour_of[base], True) if base is not None else (colour_of[name], False))
+        style = "-" if base is None else (":" if name.endswith(LOWER) else "--")
+        styles.append((colour_of[base if base is not None else name], style))
     return styles
 
 

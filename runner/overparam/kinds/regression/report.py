@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from overparam.checks import CloseCheck, ConvergesCheck
 from overparam.evidence import step_below
-from overparam.figures import COLOURS
+from overparam.figures import COLOURS, LOWER
 from overparam.kinds.regression.models import ModelSpec
 from overparam.kinds.regression.spec import RegressionSpec, Train
 from overparam.report import key_value_table
@@ -21,7 +21,7 @@ from overparam.select import score_text
 
 def regression_panels(inputs: ReportInputs) -> Panels:
     """One panel per ℓp exponent, L − L* of each model at its picked lr (one panel per depth where
-    more models share it than the palette has colours), with dashed the run one lr step lower of
+    more models share it than the palette has colours), with dotted the run one lr step lower of
     each model a fragile check reads; and where checks compare curves (close, converges), one of
     the relative deviation between each compared pair, which the gap panel cannot show (the curves
     lie on top of each other)."""
@@ -60,7 +60,7 @@ def _one_step_lower(inputs: ReportInputs) -> dict[str, ModelResult]:
             below = step_below(inputs.sweeps.get(name, []), inputs.results.picked[name].lr)
             run = inputs.results.by_lr.get(name, {}).get(below) if below is not None else None
             if run is not None:
-                lower[name] = replace(run, name=f"{name} (one lr step lower)")
+                lower[name] = replace(run, name=f"{name} {LOWER}")
     return lower
 
 
@@ -71,11 +71,11 @@ def regression_caption(panels: Panels) -> str:
         else ""
     )
     lower = (
-        " Dashed, in a model's colour: its run one lr step lower, on which a fragile check flips."
-        if any("(one lr step lower)" in r.name for _, results in panels for r in results)
+        " Dotted, in a model's colour: its run one lr step lower, on which a fragile check flips."
+        if any(r.name.endswith(LOWER) for _, results in panels for r in results)
         else ""
     )
-    lrs = {r.lr for _, results in panels[:1] for r in results if r.lr is not None and "(one lr step lower)" not in r.name}
+    lrs = {r.lr for _, results in panels[:1] for r in results if r.lr is not None and not r.name.endswith(LOWER)}
     at = f" Every model at one learning rate, {lrs.pop():g}." if len(lrs) == 1 else " Each model at its own picked learning rate."
     return "Lines: median over seeds of L − L*; bands: min–max over seeds." + at + lower + deviation
 
