@@ -63,7 +63,7 @@ def budget_text(spec: Claim, profile: str | None) -> str:
         return at + (f"the paper's budget (profile `{profile}`)" if profile.startswith("paper") else f"profile `{profile}`")
     if any(name.startswith("paper") for name in spec.profiles):
         return at + "a quick check below the paper's budget (default profile; the `paper` profile runs the paper's)"
-    return at + "default profile"
+    return at + "default profile" if at else "(default profile)"
 
 
 def _statement_label(statement: StatementVerdict) -> str:

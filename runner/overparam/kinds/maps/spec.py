@@ -185,6 +185,9 @@ class MapSpec(Claim):
     def model_names(self) -> list[str]:
         return [depth_name(n) for n in self.all_depths]
 
+    def budget(self) -> str:
+        return f"{self.train.steps:,} steps" if self.train.steps is not None else ""
+
     def declared_run_steps(self) -> int:
         return sum(self.row_spec(level).declared_run_steps() for level in self.rows.levels)
 
