@@ -30,7 +30,8 @@ SUMMARY_STATEMENTS = 5  # bullets in a report's summary, so that it stays within
 def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str | None, figure: str | None = None, caption: str = "") -> list[str]:
     """The top of every report: a summary of at most 10 lines (the headline at its budget, each
     statement's verdict with its numbers and the paper's, the figure), then the claim, what we
-    observe, the statements and whether the spec's verdict is current."""
+    observe and the statements. Whether the spec's verdict is current closes the report
+    (finish_report, once its tables are written)."""
     judgement = spec.judge(checks)
     statements = judgement.statements
     bullets = [
