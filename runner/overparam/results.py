@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -35,6 +35,11 @@ class ModelResult:
         """L − L*, with gaps within rounding of 0 set to exactly 0."""
         gaps = self.losses - self.optimum
         return torch.where(gaps.abs() <= self.resolution, torch.zeros_like(gaps), gaps)
+
+    def with_penalty(self) -> ModelResult:
+        """The same runs with the penalty added to the loss: the convnet's batch loss, which the paper plots."""
+        assert self.penalty is not None, "only runs that record a penalty have a batch loss"
+        return replace(self, losses=self.losses + self.penalty)
 
     @property
     def at_optimum(self) -> bool:

@@ -4,15 +4,14 @@ the header, the paper's numbers beside ours, the figure, the checks, the kind's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from overparam.checks import CheckResult
-from overparam.claim import PaperRef, paper_text
+from overparam.claim import Claim, PaperRef, paper_text
 from overparam.data.dataset import Dataset
 from overparam.figures import gap_figure
-from overparam.kinds.regression.spec import RegressionSpec
 from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, table_row, write_atomic
 from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore
@@ -92,7 +91,7 @@ def _matched_steps(ref: PaperRef, picked: dict[str, ModelResult], penalized: boo
     reading = ref.reading or "read off the paper's figure"
     quantity = "batch loss (+ penalty)" if penalized else "L − L*"
     if penalized:
-        picked = {name: replace(r, losses=r.losses + r.penalty) for name, r in picked.items() if r.penalty is not None}
+        picked = {name: r.with_penalty() for name, r in picked.items() if r.penalty is not None}
     lines = [
         f"At matched steps ({reading}); the crosses on our figure mark the same readings.\n",
         f"| model | step | paper: {quantity} | ours: {quantity} (median over seeds) | ours / paper |",
@@ -131,7 +130,7 @@ def paper_marks(ref: PaperRef | None) -> dict[str, list[tuple[float, float]]]:
     return marks
 
 
-def _assumptions_section(spec: RegressionSpec, data: Dataset) -> str:
+def _assumptions_section(spec: Claim, data: Dataset) -> str:
     notes = list(spec.assumptions)
     if "class label" in data.details:
         notes.append("Data label: " + data.details["class label"] + ".")

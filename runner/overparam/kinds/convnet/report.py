@@ -3,8 +3,6 @@ results and setup."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from overparam.engine.convnet import TutorialConvnet, parameter_count
 from overparam.kinds.convnet.spec import ConvnetTrain, TutorialConvnetModel
 from overparam.report import key_value_table
@@ -16,7 +14,7 @@ BATCH_LOSS = "cross-entropy + L2 penalty (the tutorial's batch loss)"  # what th
 
 def convnet_panels(inputs: ReportInputs) -> Panels:
     picked = [inputs.results.picked[m.name] for m in inputs.spec.models]
-    with_penalty = [replace(r, losses=r.losses + r.penalty) for r in picked if r.penalty is not None]
+    with_penalty = [r.with_penalty() for r in picked if r.penalty is not None]
     return [("batch cross-entropy (window mean)", picked), (BATCH_LOSS, with_penalty)]
 
 

@@ -51,10 +51,11 @@ def _by_depth(models: list[ModelSpec]) -> dict[int, list[ModelSpec]]:
 
 def _one_step_lower(inputs: ReportInputs) -> dict[str, ModelResult]:
     """For each model a fragile check reads at its pick, its run one lr step lower (what flipped the
-    check), named as a variant so that the figure dashes it in the model's colour."""
+    check), named as a variant so that the figure dots it in the model's colour. Only checks that
+    read picks can be fragile (evidence._fragility), so every one here has models to move."""
     lower: dict[str, ModelResult] = {}
     for check, result in zip(inputs.spec.checks, inputs.checks):
-        if not (result.stability and result.stability.fragile) or isinstance(check, ConvergesCheck) or getattr(check, "lr", None) is not None:
+        if not (result.stability and result.stability.fragile):
             continue
         for _, name in check.model_refs():
             below = step_below(inputs.sweeps.get(name, []), inputs.results.picked[name].lr)
