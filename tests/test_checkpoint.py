@@ -15,6 +15,7 @@ import torch
 
 from conftest import all_losses, planned_runs_of_every_kind, small_spec, write_spec
 from overparam.checkpoint import Checkpoints
+from overparam.errors import EnvironmentFault
 from overparam.plan import grouped
 from overparam.trainer import train_group
 
@@ -33,8 +34,7 @@ def test_a_group_stopped_mid_way_resumes_from_its_checkpoint_bit_for_bit(tmp_pat
     crash_at_step_40.done = 0  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError):
         train_group(group, dataset, "cpu", crash_at_step_40, checkpoints.for_group([r.key for r in group]))
-    saved = torch.load(next((tmp_path / "checkpoints").glob("*.pt")), weights_only=True)
-    assert saved["step"] == 40
+    assert checkpoints.for_group([r.key for r in group]).load()["step"] == 40
     reported: list[tuple[int, bool]] = []
     resumed = train_group(
         group, dataset, "cpu", lambda n, resumed=False: reported.append((n, resumed)), checkpoints.for_group([r.key for r in group])
@@ -46,17 +46,41 @@ def test_a_group_stopped_mid_way_resumes_from_its_checkpoint_bit_for_bit(tmp_pat
     assert sum(n for n, was_resumed in reported if not was_resumed) == 20 * len(group)
 
 
-def test_a_damaged_checkpoint_is_set_aside_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_damaged_checkpoint_is_set_aside_and_refused(tmp_path: Path) -> None:
     runs, dataset = planned_runs_of_every_kind(tmp_path, 2.0, {"kind": "synthetic", "n": 300, "d": 17})
     (group,) = grouped(runs)
     checkpoint = Checkpoints(tmp_path / "checkpoints").for_group([r.key for r in group])
     checkpoint.path.parent.mkdir()
     checkpoint.path.write_bytes(b"PK\x03\x04 not a checkpoint")
-    again = train_group(group, dataset, "cpu", lambda _: None, checkpoint)
+    with pytest.raises(EnvironmentFault, match="checkpoint damaged") as fault:
+        train_group(group, dataset, "cpu", lambda _: None, checkpoint)
+    assert len(fault.value.lines) == 1 and str(checkpoint.path) in fault.value.lines[0]
+    assert not checkpoint.path.exists() and checkpoint.path.with_name(checkpoint.path.name + ".damaged").exists()
+    again = train_group(group, dataset, "cpu", lambda _: None, checkpoint)  # the rerun: from the start
     assert [r.losses.tolist() for r in again] == [r.losses.tolist() for r in train_group(group, dataset, "cpu", lambda _: None)]
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "checkpoint unreadable" in lines[0] and str(checkpoint.path) in lines[0]
-    assert not checkpoint.path.exists()
+
+
+def test_a_checkpoint_with_flipped_bytes_in_a_layer_is_never_resumed(tmp_path: Path) -> None:
+    """torch checks no CRC: flipped bytes inside a tensor load as other weights. The digest shows them."""
+    runs, dataset = planned_runs_of_every_kind(tmp_path, 4.0, {"kind": "synthetic", "n": 300, "d": 17})
+    (group,) = grouped(runs)
+    checkpoints = Checkpoints(tmp_path / "checkpoints", every_s=0.0)
+
+    def crash(run_steps: int) -> None:
+        crash.done += run_steps  # type: ignore[attr-defined]
+        if crash.done > 20 * len(group):  # type: ignore[attr-defined]
+            raise RuntimeError("crash")
+
+    crash.done = 0  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):
+        train_group(group, dataset, "cpu", crash, checkpoints.for_group([r.key for r in group]))
+    path = checkpoints.for_group([r.key for r in group]).path
+    blob = bytearray(path.read_bytes())
+    middle = len(blob) * 2 // 3  # inside the tensors' data, past the header
+    blob[middle : middle + 4] = bytes(b ^ 0x10 for b in blob[middle : middle + 4])
+    path.write_bytes(bytes(blob))
+    with pytest.raises(EnvironmentFault, match="do not match their digest"):
+        train_group(group, dataset, "cpu", lambda _: None, checkpoints.for_group([r.key for r in group]))
 
 
 def long_group_spec() -> dict:
@@ -68,7 +92,7 @@ def long_group_spec() -> dict:
     )
 
 
-def start(spec: Path, store: Path, reports: Path) -> subprocess.Popen:
+def start(spec: Path, store: Path, reports: Path, *extra: str) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -80,7 +104,8 @@ def start(spec: Path, store: Path, reports: Path) -> subprocess.Popen:
         "--reports",
         str(reports),
         "--checkpoint-every",
-        "0.3",
+        "1",
+        *extra,
     ]
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -108,16 +133,20 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[fl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+@pytest.mark.parametrize(
+    "how", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sighup", "kill"]
+)
 def test_an_interrupted_run_resumes_and_ends_bit_identical(tmp_path: Path, how: signal.Signals, uninterrupted: dict) -> None:
+    """SIGTERM and SIGHUP (schedulers, `timeout`, a closed terminal) stop a run as Ctrl-C does:
+    checkpoint, one line, exit 128 + the signal's number."""
     spec = write_spec(tmp_path, long_group_spec())
     store = tmp_path / "interrupted.sqlite"
     victim = start(spec, store, tmp_path / "r1")
     wait_for_a_checkpoint(store, victim)
     victim.send_signal(how)
     output = victim.communicate(timeout=120)[0]
-    if how == signal.SIGINT:
-        assert victim.returncode == 130, output
+    if how != signal.SIGKILL:
+        assert victim.returncode == 128 + how, output
         assert "the group in training was kept: its checkpoint is at step" in output and "Traceback" not in output
     resumed = start(spec, store, tmp_path / "r1")
     output = resumed.communicate(timeout=600)[0]
@@ -125,3 +154,43 @@ def test_an_interrupted_run_resumes_and_ends_bit_identical(tmp_path: Path, how: 
     assert "8 runs resume from their checkpoint at step" in output
     assert not list(store.parent.glob(f"{store.name}.checkpoints/*.pt"))  # dropped once stored
     assert all_losses(store) == uninterrupted  # bit for bit
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_workers_die_with_their_parent_even_when_it_is_killed(tmp_path: Path) -> None:
+    spec = long_group_spec()
+    spec["models"][1]["loss"] = {"kind": "lp", "p": 2}  # another loss: another group, for the second worker
+    store = tmp_path / "store.sqlite"
+    victim = start(write_spec(tmp_path, spec), store, tmp_path / "r", "--jobs", "2")
+    wait_for_a_checkpoint(store, victim)
+    workers = [pid for pid in _children(victim.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2, workers
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)  # not communicate(): the workers hold the output pipe until they end
+    deadline = time.time() + 90
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its killed parent"
+    assert victim.stdout is not None
+    victim.stdout.close()

@@ -163,7 +163,8 @@ def test_a_full_disk_under_the_store_is_one_fault_and_keeps_what_was_stored(tmp_
     assert all_losses(store) == kept
 
 
-def test_a_store_from_before_digests_is_migrated_once(tmp_path: Path) -> None:
+def test_a_store_from_before_digests_is_refused_untouched(tmp_path: Path) -> None:
+    """Its rows cannot be checked: an edited loss in it would be reported as fact if it were migrated."""
     store = tmp_path / "store.sqlite"
     assert run(tmp_path, store=store).exit_code == 0
     columns = "key, config, losses, diverged_at, wall_s, device, created, end_to_end, penalty"
@@ -174,13 +175,34 @@ def test_a_store_from_before_digests_is_migrated_once(tmp_path: Path) -> None:
         db.execute(f"INSERT INTO runs SELECT {columns} FROM new.runs")
     spec = write_spec(tmp_path, small_spec())
     before = legacy.read_bytes()
-    read_only = CliRunner().invoke(app, ["run", str(spec), "--stored-only", "--store", str(legacy), "--reports", str(tmp_path / "r")])
-    assert read_only.exit_code == 3 and "a run store of schema 1;" in one_line(read_only) and legacy.read_bytes() == before
-    store = legacy
-    again = run(tmp_path, store=store)
-    assert again.exit_code == 0 and "0 runs trained, 10 from the run store" in again.output
+    for extra in (["--stored-only"], []):
+        result = CliRunner().invoke(app, ["run", str(spec), *extra, "--store", str(legacy), "--reports", str(tmp_path / "r")])
+        assert result.exit_code == 3 and "from before digests" in one_line(result), result.output
+        assert legacy.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("meta", "says"),
+    [
+        ({"app": "overparam", "schema": "3"}, "upgrade overparam"),
+        ({"app": "mlflow", "schema": "2"}, "its meta names the app 'mlflow'"),
+        ({"app": "overparam"}, "a run store of schema ''"),
+    ],
+)
+@pytest.mark.parametrize("stored_only", [False, True])
+def test_a_store_it_does_not_know_is_refused_untouched(tmp_path: Path, meta: dict[str, str], says: str, stored_only: bool) -> None:
+    store = tmp_path / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
     with sqlite3.connect(store) as db:
-        assert db.execute("SELECT COUNT(*) FROM runs WHERE digest IS NULL").fetchone()[0] == 0
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("DELETE FROM meta")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+    before = store.read_bytes()
+    spec = write_spec(tmp_path, small_spec())
+    extra = ["--stored-only"] if stored_only else []
+    result = CliRunner().invoke(app, ["run", str(spec), *extra, "--store", str(store), "--reports", str(tmp_path / "r")])
+    assert result.exit_code == 3 and says in one_line(result), result.output
+    assert store.read_bytes() == before
 
 
 def test_stored_only_refuses_another_programs_database_without_writing_to_it(tmp_path: Path) -> None:
@@ -190,5 +212,19 @@ def test_stored_only_refuses_another_programs_database_without_writing_to_it(tmp
     before = foreign.read_bytes()
     spec = write_spec(tmp_path, small_spec())
     result = CliRunner().invoke(app, ["run", str(spec), "--stored-only", "--store", str(foreign), "--reports", str(tmp_path / "r")])
-    assert result.exit_code == 3 and one_line(result).startswith(f"{foreign}: not an overparam run store;")
+    assert result.exit_code == 3 and one_line(result).startswith(f"{foreign}: not an overparam run store (it holds the tables people);")
     assert foreign.read_bytes() == before
+
+
+def test_stored_only_reads_a_wal_store_in_a_folder_it_cannot_write(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    store = folder / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for leftover in folder.glob("store.sqlite-*"):
+        leftover.unlink()
+    spec = write_spec(tmp_path, small_spec())
+    with read_only(folder):
+        result = CliRunner().invoke(app, ["run", str(spec), "--stored-only", "--store", str(store), "--reports", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from overparam.checks import Check, CheckResult, StatementId
-from overparam.strict import STRICT, UNIQUE, equals, strict_with, when
+from overparam.strict import STRICT, UNIQUE, Line, ProfileName, SpecId, equals, strict_with, when
 from overparam.yamlpos import Path_
 
 
@@ -68,7 +68,7 @@ class Statement(BaseModel):
     model_config = STRICT
     id: StatementId
     aspect: Aspect
-    says: str = Field(..., min_length=1, description="the statement, in words")
+    says: Line = Field(..., description="the statement, in words, on one line")
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,7 @@ CLAIM_RULES = (
     "a check's at_step is a recorded step of every model it reads, at every lr of its grid",
     "metric final_batch_loss (cross-entropy + L2 penalty) only where the runs have a penalty: convnet specs",
     "each profile, merged into the spec (mappings key by key, any other value replaced), is a valid spec",
+    "a spec (or profile) with no check of role `claim` states `not tested` or `by checks`: observations decide no verdict",
     "statement ids are distinct; where there are statements, every claim check decides one (`decides:`) and no observation does; without statements no check has `decides:`",
 )
 
@@ -209,8 +210,8 @@ class Claim(BaseModel):
 
     model_config = strict_with(rules=CLAIM_RULES)
     PENALIZED: ClassVar[bool] = False  # whether runs record a penalty beside the loss (metric final_batch_loss)
-    id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=60)
-    title: str
+    id: SpecId
+    title: Line
     claim: str
     paper: PaperRef | None = Field(None, description="where the paper states the claim; omit for a claim beyond the paper")
     verdict: Verdict
@@ -221,7 +222,7 @@ class Claim(BaseModel):
     )
     checks: list[Check] = Field(..., min_length=1, max_length=100)
     assumptions: list[str] = Field(default_factory=list)
-    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
+    profiles: dict[ProfileName, dict[str, Any]] = Field(default_factory=dict, description="name -> overrides of this spec's keys")
 
     def judge(self, checks: list[CheckResult], untraced: tuple[str, ...] = ()) -> Judgement:
         """The headline the statements decide from `checks`, and whether the stated verdict is current."""
@@ -262,6 +263,13 @@ class Claim(BaseModel):
         for i, check in enumerate(self.checks):
             problems += self._check_errors(i, check, names)
         problems += self._statement_errors()
+        if not any(c.role == "claim" for c in self.checks) and self.verdict.status not in ("not tested", "by checks"):
+            problems.append(
+                (
+                    ("verdict", "status"),
+                    f"no check has role `claim`, so nothing here decides *{self.verdict.status}*: state `not tested` (observations only) or make a check a claim check",
+                )
+            )
         for key in ("final_gap", "curves"):
             for name in getattr(self.paper, key) if self.paper else {}:
                 if name not in names:

@@ -2,13 +2,16 @@
 
 Exit codes: 0 the checks support every stated verdict, 1 they do not, 2 bad input (spec, data, paths: one located
 line per problem), 3 a fault of the machine or the run store (one line naming the path and what
-to do; `overparam --debug ...` shows the traceback), 130 interrupted (what was kept is said).
+to do; `overparam --debug ...` shows the traceback), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM /
+SIGHUP (the group in training is checkpointed first; what was kept is said).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from overparam.checkpoint import DEFAULT_EVERY_S, CheckpointedInterrupt
+from overparam.checkpoint import DEFAULT_EVERY_S, CheckpointedInterrupt, stopping_signals_interrupt
 from overparam.errors import EnvironmentFault, OverparamError
 
 # The commands import the rest (and torch, seconds to load) when they run: `--help` is instant.
@@ -28,8 +31,9 @@ if TYPE_CHECKING:
 ExecutorKind = Literal["local", "ray"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No emoji codes: `--device cuda:abc:` must print as typed, not as a picture.
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +53,8 @@ def user_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with stopping_signals_interrupt():
+                return command(*args, **kwargs)
         except EnvironmentFault as fault:
             _fault(fault.lines, _context(args, kwargs))
         except OSError as error:  # the disk, a permission: wherever it happens
@@ -61,15 +66,20 @@ def user_errors(command: F) -> F:
             raise typer.Exit(2) from None
         except CheckpointedInterrupt as interrupt:
             err.print(
-                f"interrupted: finished groups of runs are in the run store, and the group in training was kept: {interrupt.kept}; rerun to continue from there",
+                f"interrupted ({_signal_name(interrupt.signum)}): finished groups of runs are in the run store, and the group in training was kept: {interrupt.kept}; rerun to continue from there",
                 markup=False,
             )
-            raise typer.Exit(130) from None
-        except KeyboardInterrupt:
-            err.print("interrupted: every finished group of runs is in the run store; rerun to continue from there")
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + interrupt.signum) from None
+        except KeyboardInterrupt as interrupt:
+            signum = getattr(interrupt, "signum", signal.SIGINT)
+            err.print(f"interrupted ({_signal_name(signum)}): every finished group of runs is in the run store; rerun to continue from there", markup=False)
+            raise typer.Exit(128 + signum) from None
 
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature; mypy sees a new one
+
+
+def _signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 def _context(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -98,7 +108,9 @@ JobsOpt = Annotated[int, typer.Option("--jobs", min=1, max=1024, help="worker pr
 ExecutorOpt = Annotated[ExecutorKind, typer.Option("--executor", help="local (this machine) or ray (pip install 'overparam\\[ray]')")]
 CheckpointOpt = Annotated[
     float,
-    typer.Option("--checkpoint-every", min=0.0, help="seconds between checkpoints of a group in training (a kill loses at most this)"),
+    typer.Option(
+        "--checkpoint-every", min=1.0, help="seconds between checkpoints of a group in training, at least 1 (a kill loses at most this)"
+    ),
 ]
 StoredOnlyOpt = Annotated[
     bool,
@@ -130,8 +142,7 @@ def run(
     from overparam.specload import load_spec
 
     options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every, stored_only)
-    for path in specs:
-        load_spec(path, profile)  # every spec is checked before anything trains
+    _distinct_ids([(path, load_spec(path, profile)) for path in specs])  # every spec is checked before anything trains
     _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
     _checked_outputs(store, reports, stored_only)
     session = Session(executor=make_executor(executor, jobs, address))
@@ -165,6 +176,7 @@ def verify_all(
 
     paths = _spec_files(specs_dir)
     specs = [check_all_profiles(path) for path in paths]
+    _distinct_ids(list(zip(paths, specs)))
     if profile and not any(profile in spec.profiles for spec in specs):
         raise OverparamError(f"{specs_dir}: no spec has a profile {profile!r}; drop --profile or add it under a spec's profiles")
     _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
@@ -235,7 +247,6 @@ def schema() -> None:
 def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     from overparam.pipeline import verify
     from overparam.progress import RichProgress
-    from overparam.specload import check_locations
 
     outcome = verify(path, options, session, RichProgress(err))
     judgement = outcome.judgement
@@ -246,13 +257,24 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
         err.print(f"[yellow]warning[/] {path}: {warning}", highlight=False)
     # A claim check that fails where the verdict says so is evidence, not a failure: listed only when the run fails.
     failing = [index for index, check in enumerate(outcome.checks) if not check.passed and not outcome.passed]
-    located = check_locations(path, options.profile, failing) if failing else {}
     if not outcome.passed:
         out.print(f"  [red]✗[/] {path}: verdict: {judgement.why}", highlight=False)
     for index in failing:
         check = outcome.checks[index]
-        out.print(f"  [red]✗[/] {located[index]}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
+        out.print(f"  [red]✗[/] {outcome.located.get(index, path)}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
     return outcome
+
+
+def _distinct_ids(specs: list[tuple[Path, Any]]) -> None:
+    """Two specs with one id would write one report over the other: refused, naming both files."""
+    first: dict[str, Path] = {}
+    problems = []
+    for path, spec in specs:
+        if spec.id in first and first[spec.id].resolve() != path.resolve():
+            problems.append(f"{path}: id {spec.id!r} is already the id of {first[spec.id]}; give each spec its own id")
+        first.setdefault(spec.id, path)
+    if problems:
+        raise OverparamError(*problems)
 
 
 def _declared(path: Path, profile: str | None) -> int:
@@ -308,11 +330,11 @@ def _checked_device(device: str) -> str:
 
     if device == "cpu":
         return device
-    if device.startswith("cuda"):
+    if re.fullmatch(r"cuda(:\d{1,3})?", device):
         if not torch.cuda.is_available():
             raise OverparamError(f"--device {device}: no CUDA device here; use --device cpu")
         return device
-    raise OverparamError(f"--device {device}: unknown device; use cpu or cuda")
+    raise OverparamError(f"--device {device!r}: unknown device; use cpu, cuda or cuda:N (N a device number)")
 
 
 def main() -> None:

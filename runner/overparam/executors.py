@@ -8,11 +8,16 @@ thread count (engine/kernel.py).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -36,6 +41,11 @@ class Job:
     def run_steps(self) -> int:
         return sum(run.steps for run in self.runs)
 
+    @property
+    def memory_bytes(self) -> int:
+        d = self.dataset.shape[1]
+        return 3 * self.dataset.X.numel() * 8 + sum(run.config.memory_bytes(d) for run in self.runs)
+
 
 def jobs_for(runs: list[Run], dataset: Dataset) -> list[Job]:
     return [Job(group, dataset) for group in grouped(runs)]
@@ -45,11 +55,45 @@ def train_jobs(
     jobs: list[Job], executor: Executor, store: RunStore, device: str, on_progress: Progress, checkpoints: Checkpoints | None
 ) -> None:
     """Train every job where `executor` says; the driver stores each group as it comes back, then
-    drops its checkpoint, so a crash loses at most the work since the groups' last checkpoints."""
+    drops its checkpoint, so a crash loses at most the work since the groups' last checkpoints.
+    Jobs that would need more memory than the machine has are refused before any of them trains."""
+    refuse_beyond_memory(jobs, executor)
     for stored in executor.results(jobs, device, on_progress, checkpoints):
         store.put(stored)
         if checkpoints is not None:
             checkpoints.discard([run.key for run in stored])
+
+
+def refuse_beyond_memory(jobs: list[Job], executor: Executor) -> None:
+    """OverparamError (exit 2) where the largest group, times the groups training at once here,
+    needs more memory than this machine has (estimated: RunConfig.memory_bytes)."""
+    if not jobs:
+        return
+    largest = max(jobs, key=lambda job: job.memory_bytes)
+    at_once = min(len(jobs), getattr(executor, "workers", 1)) if isinstance(executor, LocalProcesses) else 1
+    need, have = largest.memory_bytes * at_once, machine_memory()
+    if have and need > have:
+        models = ", ".join(dict.fromkeys(run.model for run in largest.runs))
+        raise OverparamError(
+            f"training needs about {need / 2**30:.1f} GiB ({len(largest.runs)} runs of {models} at once"
+            + (f", {at_once} groups in parallel" if at_once > 1 else "")
+            + f"), more than this machine's {have / 2**30:.1f} GiB; lower width, depth or the lr grid, or use --jobs 1"
+        )
+
+
+def machine_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit where lower; 0 if unknown."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = 0
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit)) if total else int(limit)
+    except OSError:
+        pass
+    return total
 
 
 class Executor(Protocol):
@@ -76,7 +120,7 @@ class LocalProcesses:
     def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         context = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pool
-        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)) as pool:
             pending: dict[Future[list[StoredRun]], Job] = {
                 pool.submit(train_in_worker, job.runs, job.dataset, device, threads, checkpoints): job for job in jobs
             }
@@ -87,9 +131,17 @@ class LocalProcesses:
                         job = pending.pop(future)
                         on_progress(job.run_steps)
                         yield future.result()
-            finally:
+            except BaseException as stop:
+                # Ctrl-C, SIGTERM, SIGHUP or a failed group: the workers checkpoint their groups and stop
+                # at their next step (deferring_interrupts), rather than the pool waiting hours for them.
                 for future in pending:
                     future.cancel()
+                signum = getattr(stop, "signum", signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM)
+                for worker in multiprocessing.active_children():
+                    if worker.pid:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(worker.pid, signum)
+                raise
 
 
 class RayExecutor:
@@ -132,13 +184,37 @@ class RayExecutor:
             ray.init(num_cpus=self.workers, runtime_env=env, log_to_driver=False, include_dashboard=False)
 
 
+def _die_with(parent: int) -> None:
+    """A worker's first act: watch its parent, and stop when it is gone (killed, even by SIGKILL,
+    which nothing can catch): SIGTERM to itself, so a group in training checkpoints and stops, then
+    an exit in any case, so that no orphan trains on or sits idle forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+        _between_groups.wait(timeout=60.0)  # time to save a checkpoint at the next step
+        os._exit(143)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # between groups the driver stops it; in a group, deferring_interrupts
+    threading.Thread(target=watch, name="overparam-parent-watch", daemon=True).start()
+
+
 def train_in_worker(
     runs: list[Run], dataset: Dataset, device: str, threads: int, checkpoints: Checkpoints | None = None
 ) -> list[StoredRun]:
     """A worker's whole job: train one group with `threads` threads, hand the results back."""
     torch.set_num_threads(threads)
     checkpoint = checkpoints.for_group([run.key for run in runs]) if checkpoints else None
-    return train_group(runs, dataset, device, _no_progress, checkpoint)
+    _between_groups.clear()
+    try:
+        return train_group(runs, dataset, device, _no_progress, checkpoint)
+    finally:
+        _between_groups.set()
+
+
+_between_groups = threading.Event()  # in a worker: set while no group trains (a checkpoint is not being written)
+_between_groups.set()
 
 
 def _no_progress(run_steps: int, resumed: bool = False) -> None:

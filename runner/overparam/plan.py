@@ -32,6 +32,12 @@ class RunConfig(BaseModel):
     def total_steps(self) -> int:
         raise NotImplementedError
 
+    def memory_bytes(self, d: int) -> int:
+        """About the most memory a run of this config holds in training on `d` features (weights,
+        gradients, optimizer state, checkpoint copies, recorded curves): the estimate that refuses
+        a spec before it trains rather than exhausting the machine in the middle of it."""
+        return 0
+
     def key(self, data_fingerprint: str) -> str:
         blob = json.dumps({"config": self.model_dump(), "data": data_fingerprint, "engine": ENGINE_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
@@ -54,6 +60,16 @@ class LinearRunConfig(RunConfig):
 
     def total_steps(self) -> int:
         return self.steps
+
+    def memory_bytes(self, d: int) -> int:
+        depth, width = int(self.model.get("depth", 2)), self.model.get("width") or d
+        params = d if depth == 1 else d * width + width * width * (depth - 2) + width
+        if self.model["kind"] == "end_to_end":
+            params += d * d  # rule (10) moves W_e by matrix powers of d × d
+        copies = 8  # weights, gradient, two optimizer slots, the checkpoint's copy, the kernels' work
+        recorded = self.steps // self.record_every + 1
+        itemsize = 8 if self.dtype == "float64" else 4
+        return copies * itemsize * params + 8 * recorded * (1 + (d if self.record_end_to_end else 0))
 
 
 @dataclass(frozen=True)

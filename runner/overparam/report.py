@@ -3,16 +3,20 @@ whole-file writes), and the index of all claims."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from overparam import provenance
 from overparam.atomic import write_whole
 from overparam.checks import CheckResult
 from overparam.claim import ASPECTS, HEADLINE_RULE, Claim, StatementVerdict
+from overparam.errors import EnvironmentFault, OverparamError
 from overparam.prose import untraced_numbers
 from overparam.store import StoredRun
+from overparam.strict import FILE_NAME
 
 
 def table_row(*cells: object) -> str:
@@ -22,6 +26,17 @@ def table_row(*cells: object) -> str:
 
 def report_name(spec_id: str, profile: str | None) -> str:
     return spec_id if profile is None else f"{spec_id}-{profile}"
+
+
+def report_files(reports: Path, spec_id: str, profile: str | None) -> tuple[Path, Path]:
+    """The report's Markdown file and its figure, checked to lie inside `reports` (ids and profile
+    names are validated names, never paths: this is the last guard, should one reach here)."""
+    name = report_name(spec_id, profile)
+    markdown, figure = reports / f"{name}.md", reports / "figures" / f"{name}.png"
+    for path, folder in ((markdown, reports), (figure, reports / "figures")):
+        if not re.fullmatch(FILE_NAME, name) or path.resolve().parent != folder.resolve():
+            raise OverparamError(f"{path}: a report's name must be a plain file name inside {folder}; use an id and a profile name of [a-z0-9_-]")
+    return markdown, figure
 
 
 SUMMARY_STATEMENTS = 5  # bullets in a report's summary, so that it stays within 10 lines
@@ -42,7 +57,9 @@ def header(spec: Claim, checks: list[CheckResult], spec_path: Path, profile: str
         bullets.append(f"- and {len(statements) - SUMMARY_STATEMENTS} more (Statements, below)")
     summary = [
         f"# {spec.title}\n",
-        f"**{judgement.status.capitalize()}** {budget_text(spec, profile)}. Each statement of the claim, at its checks' numbers:\n",
+        f"**{judgement.status.capitalize()}** {budget_text(spec, profile)}. Each statement of the claim, at its checks' numbers:\n"
+        if any(c.role == "claim" for c in checks)
+        else f"**Observations only** {budget_text(spec, profile)}: no check here decides a statement of the paper; what the runs show is below.\n",
         "\n".join(bullets) + "\n",
     ]
     if figure:
@@ -175,6 +192,15 @@ class Record:
     shaky: list[str]  # "fragile: <statement>" / "chaotic: <statement>"
     date: str
     commit: str
+    digest: str = ""  # sha256 of the other fields (_record_digest): the index reads the file back
+
+    def sealed(self) -> Record:
+        return replace(self, digest=_record_digest(self))
+
+
+def _record_digest(record: Record) -> str:
+    fields = {k: v for k, v in asdict(record).items() if k != "digest"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def finish_report(spec: Claim, checks: list[CheckResult], report: Path, spec_path: Path, profile: str | None) -> tuple[str, ...]:
@@ -205,16 +231,24 @@ def write_record(spec: Claim, checks: list[CheckResult], report: Path, profile: 
         provenance.git_commit(report.resolve().parent),
     )
     path = report.with_suffix(".json")
-    write_atomic(path, json.dumps(asdict(record), indent=1, ensure_ascii=False) + "\n")
+    write_atomic(path, json.dumps(asdict(record.sealed()), indent=1, ensure_ascii=False) + "\n")
     return path
 
 
 def read_record(path: Path) -> Record | None:
-    """The record at `path`; None where there is none or it is not one (the index says "not run")."""
-    try:
-        return Record(**json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+    """The record at `path`, None where there is none (the index says "not run"); one that is not
+    a record or does not match its digest was damaged or edited: an EnvironmentFault (exit 3)."""
+    if not path.exists():
         return None
+    try:
+        if not path.is_file():
+            raise ValueError("not a regular file")
+        record = Record(**json.loads(path.read_text(encoding="utf-8")))
+        if record.digest != _record_digest(record):
+            raise ValueError("it does not match its digest")
+    except (OSError, ValueError, TypeError) as error:
+        raise EnvironmentFault(f"{path}: not a record overparam wrote ({error}); rerun its spec to write it again") from error
+    return record
 
 
 CELL_WORDS = 25  # an index cell's most words
@@ -238,8 +272,8 @@ def write_index(specs: list[Claim], reports: Path) -> Path:
         columns = ["claim", "headline", *aspects, "reports"]
         lines += [f"## {heading}\n", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for spec in members:
-            default = read_record(reports / f"{report_name(spec.id, None)}.json")
-            paper = read_record(reports / f"{report_name(spec.id, 'paper')}.json") if "paper" in spec.profiles else None
+            default = read_record(report_files(reports, spec.id, None)[0].with_suffix(".json"))
+            paper = read_record(report_files(reports, spec.id, "paper")[0].with_suffix(".json")) if "paper" in spec.profiles else None
             deciding = paper or default
             links = ", ".join(f"[{r.profile}]({r.report})" for r in (default, paper) if r is not None) or "not run"
             if group == "experiments" and paper is None:  # theory and maps have no paper runs to wait for

@@ -12,7 +12,7 @@ from overparam.checks import CheckResult
 from overparam.claim import Claim, PaperRef, paper_text
 from overparam.data.dataset import Dataset
 from overparam.figures import gap_figure
-from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, table_row, write_atomic
+from overparam.report import checks_section, header, key_value_table, report_files, run_provenance, table_row, write_atomic
 from overparam.results import ModelResult, Results, median
 from overparam.select import LrScore
 from overparam.store import StoredRun
@@ -43,11 +43,9 @@ def write_report(inputs: ReportInputs, reports: Path, panels: Panels, caption: s
     picked result of each model in it), with the paper's readings on the panel titled `marked`
     (every panel where None), and `caption` says what they show; `body` (the kind's own
     sections) follows the checks."""
-    name = report_name(inputs.spec.id, inputs.profile)
-    figure = reports / "figures" / f"{name}.png"
+    path, figure = report_files(reports, inputs.spec.id, inputs.profile)
     title = f"{inputs.spec.title} [{inputs.profile or 'default'} profile]"
     gap_figure(panels, title, figure, paper_marks(inputs.spec.paper), marked)
-    path = reports / f"{name}.md"
     write_atomic(path, render(inputs, f"figures/{figure.name}", caption, body))
     return path
 

@@ -31,7 +31,9 @@ def published_schema() -> dict[str, Any]:
     definitions = schema["$defs"]
     for spec in specs:
         profiles = definitions[spec.__name__]["properties"]["profiles"]
-        profiles["additionalProperties"] = _override_of({"$ref": f"#/$defs/{spec.__name__}"}, definitions)
+        override = _override_of({"$ref": f"#/$defs/{spec.__name__}"}, definitions)
+        profiles["patternProperties"] = {name: override for name in profiles["patternProperties"]}  # a profile name is a name (strict.py)
+        profiles["additionalProperties"] = False
         profiles["description"] = "name -> overrides of this spec's keys: mappings merge key by key, any other value is replaced"
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "overparam spec", "description": DOCUMENT, **schema}
 

@@ -71,6 +71,7 @@ class Outcome:
     wall_s: float
     warnings: list[str] = field(default_factory=list)  # for stderr: e.g. a pick at the edge of its grid
     untraced: tuple[str, ...] = ()  # numbers the verdict's prose types that the report's tables do not print
+    located: dict[int, str] = field(default_factory=dict)  # check index -> `file:line:col` where the spec states it
 
     @property
     def judgement(self) -> Judgement:

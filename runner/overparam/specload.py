@@ -23,26 +23,28 @@ def spec_type(raw: dict[str, Any]) -> type[Claim]:
 
 def load_spec(path: Path, profile: str | None = None) -> Claim:
     """Parse and validate `path`, with profile `profile` applied; OverparamError lists every problem."""
+    return load_located(path, profile)[0]
+
+
+def load_located(path: Path, profile: str | None = None) -> tuple[Claim, dict[int, str]]:
+    """The spec as load_spec gives it, and `file:line:col` of each of its checks where the file
+    states it (in its profile, if it overrides the checks), from one read of the file: a spec
+    edited during a run does not change what the run reports about it."""
     raw, positions = load_yaml(path)
     base = _validated(raw, path, positions, lambda at: at)
     if profile is None:
-        return base
-    if profile not in base.profiles:
+        spec = base
+    elif profile not in base.profiles:
         known = ", ".join(base.profiles) or "none"
         raise OverparamError(f"{path}: no profile {profile!r} (profiles: {known}); drop --profile or add it under profiles")
-    return _with_profile(raw, profile, path, positions)
-
-
-def check_locations(path: Path, profile: str | None, indices: list[int]) -> dict[int, str]:
-    """`file:line:col` of each check in `indices` where the spec states it (in its profile, if it
-    overrides the checks)."""
-    _, positions = load_yaml(path)
+    else:
+        spec = _with_profile(raw, profile, path, positions)
     located = {}
-    for index in indices:
+    for index in range(len(spec.checks)):
         inside = ("profiles", profile, "checks", index) if profile else None
         line, col = _position(positions, inside if inside in positions else ("checks", index))
         located[index] = f"{path}:{line}:{col}"
-    return located
+    return spec, located
 
 
 def check_all_profiles(path: Path) -> Claim:

@@ -60,65 +60,41 @@ class RunStore:
     def __init__(self, path: Path, read_only: bool = False) -> None:
         """Open (or create) the store at `path`; `read_only` opens an existing one without writing a
         byte to it, so reporting from a committed store leaves the file as it was (beside a WAL-mode
-        store SQLite may leave its -wal and -shm files)."""
+        store SQLite may leave its -wal and -shm files). A file that is not an overparam store of
+        this schema is refused before anything is written to it."""
         self.path = path
         with self._faults("open"):
+            if path.exists() and not path.is_file():
+                raise EnvironmentFault(f"{path}: not a regular file; pass --store a file name")
             if path.is_file() and path.stat().st_size and _header(path) != b"SQLite format 3\x00":
                 raise sqlite3.DatabaseError("file is not a database")  # SQLite would take a tiny file as empty
             if read_only:
-                self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
-                self._check_current()
+                self._db = _read_only(path)
+                self._admit(read_only=True)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            new = self._admit(read_only=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._claim()
+            if new:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute(META)
+                    self._db.execute(SCHEMA)
+                    self._db.execute("INSERT OR IGNORE INTO meta VALUES ('app', 'overparam'), ('schema', ?)", (SCHEMA_VERSION,))
 
-    def _check_current(self) -> None:
-        """A store opened read-only must already be an overparam store of this schema: nothing can be upgraded."""
-        tables = self._tables()
-        meta = dict(self._db.execute("SELECT name, value FROM meta")) if "meta" in tables else {}
-        if self._foreign(tables) or "runs" not in tables or ("meta" in tables and meta.get("app") != "overparam"):
+    def _admit(self, read_only: bool) -> bool:
+        """Whether the file is a new, empty store; a file that is not an overparam store of this
+        schema (another program's, a newer or an older overparam's, one without digests) is closed
+        untouched and refused in one line. Nothing is ever migrated: a store's rows are trusted only
+        with the digests they were written with."""
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall()) if "meta" in tables else {}
+        problem = _refusal(tables, meta, read_only)
+        if problem:
             self._db.close()
-            raise EnvironmentFault(f"{self.path}: not an overparam run store; pass --store the store that holds the runs")
-        if meta.get("schema", "1") != SCHEMA_VERSION:
-            self._db.close()
-            raise EnvironmentFault(
-                f"{self.path}: a run store of schema {meta.get('schema', '1')}; --stored-only reads schema {SCHEMA_VERSION}"
-                " and writes nothing: run it once without --stored-only to bring the store up to date"
-            )
-
-    def _tables(self) -> set[str]:
-        return {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-    def _foreign(self, tables: set[str]) -> bool:
-        """Another program's database: tables of its own, or a `runs` table that is not ours and no
-        meta table (a store from before the meta table has our runs table)."""
-        return bool(tables - {"runs", "meta"}) or ("meta" not in tables and bool(tables) and not self._looks_like_runs())
-
-    def _claim(self) -> None:
-        """Make sure this file is an overparam store (or new), then bring it to this schema."""
-        tables = self._tables()
-        if self._foreign(tables):
-            raise EnvironmentFault(
-                f"{self.path}: not an overparam run store (it holds the tables {', '.join(sorted(tables))}); pass --store a new file name"
-            )
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(META)
-            self._db.execute(SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            if "penalty" not in columns:  # a store written before convnet runs existed
-                self._db.execute("ALTER TABLE runs ADD COLUMN penalty BLOB")
-            if "digest" not in columns:  # a store written before digests: its rows are trusted once, now
-                self._db.execute("ALTER TABLE runs ADD COLUMN digest TEXT")
-                rows = self._db.execute("SELECT key, config, losses, diverged_at, end_to_end, penalty FROM runs").fetchall()
-                self._db.executemany("UPDATE runs SET digest = ? WHERE key = ?", [(_digest(*row), row[0]) for row in rows])
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('app', 'overparam'), ('schema', ?)", (SCHEMA_VERSION,))
-
-    def _looks_like_runs(self) -> bool:
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        return {"key", "config", "losses", "diverged_at", "wall_s", "device", "created"} <= columns
+            raise EnvironmentFault(f"{self.path}: {problem}")
+        return not tables
 
     @contextlib.contextmanager
     def _faults(self, doing: str) -> Iterator[None]:
@@ -184,6 +160,43 @@ class RunStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _refusal(tables: set[str], meta: dict[str, str], read_only: bool) -> str:
+    """Why a file may not be used as a run store (empty: it may)."""
+    if not tables:
+        return "an empty file, not a run store, and --stored-only creates nothing; pass the store that holds the runs" if read_only else ""
+    if tables - {"runs", "meta"} or "meta" not in tables and "runs" not in tables:
+        return f"not an overparam run store (it holds the tables {', '.join(sorted(tables))}); pass --store a new file name"
+    if "meta" not in tables:
+        return "a run store from before digests (schema 1): its numbers cannot be checked, so it is not used; pass --store a new file name and the runs retrain"
+    if meta.get("app") != "overparam":
+        return f"not an overparam run store (its meta names the app {meta.get('app')!r}); pass --store a new file name"
+    schema = meta.get("schema", "")
+    if schema != SCHEMA_VERSION:
+        newer = schema.isdigit() and int(schema) > int(SCHEMA_VERSION)
+        fix = "upgrade overparam to read it" if newer else "pass --store a new file name and the runs retrain"
+        return f"a run store of schema {schema!r}; this overparam reads and writes schema {SCHEMA_VERSION} only: {fix}"
+    if "runs" not in tables:
+        return "an overparam store without its runs table: damaged; pass --store a new file name"
+    return ""
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that writes nothing. In a folder it may not write to, a WAL-mode store cannot
+    make its -shm file: with no pending -wal beside it, the file is then read as immutable (nothing
+    can be writing it there)."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=60.0, isolation_level=None)
 
 
 def _digest(key: str, config: str, losses: bytes | None, diverged_at: int | None, vectors: bytes | None, penalty: bytes | None) -> str:

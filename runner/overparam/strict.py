@@ -10,8 +10,9 @@ the validator accepts (tests/test_schema.py holds the two together).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from pydantic.config import ConfigDict, JsonDict
 
 STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
@@ -42,3 +43,13 @@ def equals(key: str, value: Any) -> dict[str, Any]:
 
 
 UNIQUE: JsonDict = {"uniqueItems": True}
+
+# Names are data, never paths: a spec id and a profile name become file names, so they hold only
+# lowercase letters, digits, `_` and `-` (no `/`, no `..`) and stay short enough for any file
+# system; a model name is shown in tables and legends, so it is one printable line without `|` or
+# backticks. The README's Guarantees list these rules.
+FILE_NAME = r"[a-z0-9][a-z0-9_\-]*"
+SpecId = Annotated[str, Field(pattern=f"^{FILE_NAME}$", max_length=60)]
+ProfileName = Annotated[str, Field(pattern=f"^{FILE_NAME}$", max_length=40)]
+ModelName = Annotated[str, Field(pattern=r"^[^|`\\\x00-\x1f\x7f-\x9f\u2028\u2029]+$", min_length=1, max_length=60)]
+Line = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$", min_length=1, max_length=200)]  # a title or a statement: one table cell

@@ -13,10 +13,13 @@ from typing import Any
 
 import yaml
 
+from overparam.atomic import read_regular
 from overparam.errors import OverparamError
 
 Path_ = tuple[str | int, ...]
 Positions = dict[Path_, tuple[int, int]]  # key path -> (line, column), both 1-based
+MAX_SPEC_BYTES = 1 << 20  # the largest shipped spec is a few kB
+MAX_DEPTH = 32  # nested mappings and lists; the shipped specs nest 7 deep. PyYAML composes by recursion
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -43,6 +46,7 @@ SpecLoader.add_constructor("tag:yaml.org,2002:float", _number)
 def load_yaml(path: Path) -> tuple[dict[str, Any], Positions]:
     """The document as plain data and the position of every key; OverparamError when unreadable."""
     text = _read_text(path)
+    _bounded_nesting(path, text)
     loader = SpecLoader(text)
     try:
         node = loader.get_single_node()
@@ -66,16 +70,30 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], Positions]:
 def _read_text(path: Path) -> str:
     if path.is_dir():
         raise OverparamError(f"{path}: is a directory; give a spec file (or use verify-all --specs DIR)")
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise OverparamError(f"{path}: cannot read ({err.strerror})") from err
+    raw = read_regular(path, "spec", MAX_SPEC_BYTES)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
         raise OverparamError(f"{path}:{line}:{col}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8") from err
+
+
+def _bounded_nesting(path: Path, text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH from the parser's events (a flat stream, no recursion),
+    before the composer would recurse into it."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    where = f"{event.start_mark.line + 1}:{event.start_mark.column + 1}" if event.start_mark else "1:1"
+                    raise OverparamError(f"{path}:{where}: nested more than {MAX_DEPTH} deep; a spec nests a few levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as err:
+        raise OverparamError(_yaml_error_line(path, err)) from err
 
 
 def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str], path: Path, visited: set[int]) -> None:

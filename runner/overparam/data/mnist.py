@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, Field
 
+from overparam.atomic import read_regular
 from overparam.data.dataset import Source, user_cache
 from overparam.errors import OverparamError
 from overparam.strict import STRICT
@@ -32,6 +33,7 @@ FILES = {  # name -> MD5 of the published .gz (the torchvision mirror's checksum
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 PREFIX = {"train": "train", "test": "t10k"}
+MAX_IDX_BYTES = 64 << 20  # the training images, unpacked, are 47 MB
 
 
 class MnistData(BaseModel):
@@ -94,7 +96,7 @@ def download(name: str, dest: Path, mirror: str | None = None) -> None:
 def read_idx(path: Path) -> torch.Tensor:
     """An IDX file (optionally gzipped) as a uint8 tensor of its stated shape; a damaged file is
     one located OverparamError (gzip's EOFError would read as a user abort to click)."""
-    raw = path.read_bytes()
+    raw = read_regular(path, "MNIST IDX", MAX_IDX_BYTES)
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)

@@ -7,23 +7,31 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from overparam.data.dataset import Dataset, standardized, tensor_digest
-from overparam.strict import STRICT
+from overparam.strict import strict_with
+
+MAX_ENTRIES = 50_000_000  # X is generated whole before anything can estimate a run's memory
 
 
 class SyntheticData(BaseModel):
     """`kind: synthetic`: X = Z·diag(s) with singular spectrum spread over `condition`."""
 
-    model_config = STRICT
+    model_config = strict_with(rules=(f"n × d is at most {MAX_ENTRIES:,}",))
     kind: Literal["synthetic"]
     n: int = Field(256, ge=2, le=1_000_000, description="rows")
     d: int = Field(16, ge=1, le=10_000, description="features")
     condition: float = Field(100.0, ge=1.0, le=1e12, description="condition number of the feature covariance")
-    noise: float = Field(0.1, ge=0.0, description="std of the Gaussian target noise")
-    seed: int = Field(0, ge=0)
+    noise: float = Field(0.1, ge=0.0, le=1e3, description="std of the Gaussian target noise (at most 1e3: |y|^p stays finite for every p up to 64)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="the generator's seed (torch takes 64 bits)")
     standardize: bool = False
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> SyntheticData:
+        if self.n * self.d > MAX_ENTRIES:
+            raise ValueError(f"n × d = {self.n * self.d:,} entries, more than {MAX_ENTRIES:,} ({MAX_ENTRIES * 8 >> 20} MiB of float64); lower n or d")
+        return self
 
     def label(self) -> str:
         return f"synthetic, condition {self.condition:g}"

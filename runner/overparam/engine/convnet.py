@@ -124,7 +124,7 @@ def train_convnet(
                     }
                 )
                 if checkpoint.interrupted:
-                    raise CheckpointedInterrupt(f"its checkpoint is at step {step:,} of {steps:,} ({checkpoint.path})")
+                    raise CheckpointedInterrupt(f"its checkpoint is at step {step:,} of {steps:,} ({checkpoint.path})", checkpoint.signum)
             epoch, batch = divmod(step, per_epoch)
             if batch == 0:
                 permutation = torch.randperm(images.shape[0], generator=order)

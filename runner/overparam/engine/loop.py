@@ -120,7 +120,7 @@ def run_loop(
                     {"step": step, "model": model.state(), "trace": _recorded_so_far(trace, step, record_every), "alive": alive}
                 )
                 if checkpoint.interrupted:
-                    raise CheckpointedInterrupt(f"its checkpoint is at step {step:,} of {steps:,} ({checkpoint.path})")
+                    raise CheckpointedInterrupt(f"its checkpoint is at step {step:,} of {steps:,} ({checkpoint.path})", checkpoint.signum)
             w = model.end_to_end()  # (R, d)
             recording = step % record_every == 0
             loss, g = objective(w, recording) if survivors is None else _on_rows(objective, w, survivors, recording)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_seri
 
 from overparam.claim import Claim
 from overparam.data.mnist import MnistData
-from overparam.strict import STRICT, strict_with
+from overparam.strict import STRICT, ModelName, strict_with
 
 
 class ConvnetTrain(BaseModel):
@@ -27,7 +27,7 @@ class ConvnetTrain(BaseModel):
         description="decay once per this many images seen (the tutorial's train_size: 55000) instead of once per epoch of the split",
     )
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    penalty: float = Field(5e-4, ge=0.0, description="× Σ‖θ‖²/2 over the dense layers' weights and biases")
+    penalty: float = Field(5e-4, ge=0.0, le=1.0, description="× Σ‖θ‖²/2 over the dense layers' weights and biases")
 
     @model_serializer(mode="wrap")
     def _unset_period_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -49,7 +49,7 @@ class TutorialConvnetModel(BaseModel):
 
     model_config = STRICT
     kind: Literal["tutorial_convnet"]
-    name: str = Field(..., min_length=1, max_length=60)
+    name: ModelName
     overparameterized: bool = False
     added_factors: Literal["identity", "random"] = Field(
         "identity",

@@ -19,7 +19,7 @@ from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
 from overparam.kinds.regression.spec import RegressionSpec
 from overparam.losses import exact_mean_abs_power
-from overparam.report import checks_section, header, key_value_table, report_name, run_provenance, write_atomic
+from overparam.report import checks_section, header, key_value_table, report_files, run_provenance, write_atomic
 from overparam.results import median
 from overparam.store import StoredRun
 
@@ -60,8 +60,7 @@ def data_facts(data: Dataset, p: float, optimum: tuple[torch.Tensor, float]) -> 
 
 def write_map_report(inputs: MapInputs, reports: Path) -> Path:
     spec = inputs.spec
-    name = report_name(spec.id, inputs.profile)
-    figure = reports / "figures" / f"{name}.png"
+    path, figure = report_files(reports, spec.id, inputs.profile)
     _map_figure(inputs, figure)
     parts = [
         *header(spec, inputs.checks, inputs.spec_path, inputs.profile, f"figures/{figure.name}"),
@@ -79,7 +78,6 @@ def write_map_report(inputs: MapInputs, reports: Path) -> Path:
         "## Assumptions\n\n" + "\n".join(f"- {a}" for a in spec.assumptions) + "\n" if spec.assumptions else "",
         _provenance(inputs),
     ]
-    path = reports / f"{name}.md"
     write_atomic(path, "\n".join(p for p in parts if p))
     return path
 

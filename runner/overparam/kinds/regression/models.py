@@ -14,7 +14,7 @@ from overparam.engine.init import Init, initial_end_to_end, initial_layers, prod
 from overparam.engine.kernel import kernel_for
 from overparam.engine.optim import Optimizer
 from overparam.losses import LpLoss
-from overparam.strict import STRICT, UNIQUE
+from overparam.strict import STRICT, UNIQUE, ModelName
 
 if TYPE_CHECKING:
     from overparam.plan import LinearRunConfig
@@ -26,7 +26,7 @@ class _Model(BaseModel):
     """What every model kind has: a name, and per-model overrides of the spec's defaults."""
 
     model_config = STRICT
-    name: str = Field(..., min_length=1, max_length=60)
+    name: ModelName
     init: Init | None = Field(None, description="overrides train.init for this model")
     loss: LpLoss | None = Field(None, description="overrides the spec's loss for this model")
     lr: list[Annotated[float, Field(gt=0.0, le=1e3)]] | None = Field(

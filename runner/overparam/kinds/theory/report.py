@@ -10,7 +10,7 @@ from overparam.claim import paper_text
 from overparam.figures import plt, save_atomic
 from overparam.kinds.theory.probes import ProbeResult
 from overparam.kinds.theory.spec import TheorySpec
-from overparam.report import checks_section, header, key_value_table, report_name, write_atomic
+from overparam.report import checks_section, header, key_value_table, report_files, write_atomic
 
 
 def write_theory_report(
@@ -22,8 +22,7 @@ def write_theory_report(
     wall_s: float,
     reports: Path,
 ) -> Path:
-    name = report_name(spec.id, profile)
-    figure = reports / "figures" / f"{name}.png"
+    path, figure = report_files(reports, spec.id, profile)
     has_figure = bool(results[0].series)
     if has_figure:
         _figure(spec, results[0], figure)
@@ -48,7 +47,6 @@ def write_theory_report(
             ],
         ),
     ]
-    path = reports / f"{name}.md"
     write_atomic(path, "\n".join(p for p in parts if p))
     return path
 
