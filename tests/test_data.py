@@ -163,3 +163,67 @@ def test_a_failed_first_download_leaves_no_empty_cache_folder(tmp_path: Path) ->
     with pytest.raises(OSError):
         uci.fetch_official_zip(tmp_path / "cache", url=(tmp_path / "missing.zip").as_uri())
     assert not (tmp_path / "cache").exists()
+
+
+BLAS = ("matmul", "mm", "mv", "bmm", "addmm", "addmv", "dot", "inner", "einsum", "tensordot", "linalg")
+
+
+def every_data_source(uci: Path, mnist: Path) -> dict[str, str]:
+    """Each data source's bits, as a digest: what a run on it starts from."""
+    from overparam.data.dataset import standardized, tensor_digest
+    from overparam.data.mnist import MnistData, load_mnist
+
+    digests = {}
+    for standardize in (False, True):
+        for condition in (1.0, 1e6):
+            data = load_synthetic(SyntheticData(kind="synthetic", n=300, d=40, condition=condition, noise=0.5, seed=7, standardize=standardize))
+            digests[f"synthetic κ={condition:g} z={standardize}"] = tensor_digest(data.X, data.y)
+    for gas in (1, 4):
+        data = load_uci_gas(UciGasData(kind="uci_gas", gas_class=gas), uci)
+        digests[f"uci gas {gas}"] = tensor_digest(data.X, data.y)
+        digests[f"uci gas {gas} z twice"] = tensor_digest(*standardized(data.X, data.y))
+    images, labels, _ = load_mnist(MnistData(kind="mnist", split="test"), mnist)
+    digests["mnist"] = tensor_digest(images, labels)
+    return digests
+
+
+def test_no_data_source_goes_through_blas(uci_dir: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A BLAS product sums in an order that depends on the CPU's instruction set (MKL on AVX-512
+    gives other bits than on SSE4.2): no data source may use one. Each BLAS entry point raises here."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a data source called a BLAS product")
+
+    for name in BLAS:
+        if hasattr(torch, name):
+            monkeypatch.setattr(torch, name, refuse)
+        if hasattr(torch.Tensor, name):
+            monkeypatch.setattr(torch.Tensor, name, refuse)
+    monkeypatch.setattr(torch.Tensor, "__matmul__", refuse)
+    monkeypatch.setattr(torch.Tensor, "__rmatmul__", refuse)
+    every_data_source(uci_dir, mnist_dir)
+    with pytest.raises(AssertionError, match="BLAS"):  # the guard can fail: the old synthetic target
+        torch.randn(3, 2) @ torch.randn(2)
+
+
+@pytest.mark.slow
+def test_every_data_source_has_the_same_bits_under_baseline_code_paths(uci_dir: Path, mnist_dir: Path) -> None:
+    """What a second CPU would compute: torch and MKL forced to their baseline code paths, one thread."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+        "from test_data import every_data_source; print(json.dumps(every_data_source(Path(sys.argv[2]), Path(sys.argv[3]))))"
+    )
+    results = []
+    for env in ({}, {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "OMP_NUM_THREADS": "1"}):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(Path(__file__).parent), str(uci_dir), str(mnist_dir)],
+            capture_output=True, text=True, env={**os.environ, **env}, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert results[0] == results[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -264,12 +265,17 @@ def test_every_model_kind_gives_the_same_bits_on_another_instruction_set(
 
 
 @pytest.mark.slow
-def test_the_kernels_numbers_do_not_depend_on_torchs_instruction_set_or_threads(fused: FusedKernel, tmp_path: Path) -> None:
-    """torch's own element-wise kernels round differently without AVX2 (fused multiply-adds);
-    nothing of a run's arithmetic may go through them. A second process with torch and MKL forced
-    to their baseline code paths and one thread stores the same bits."""
+@pytest.mark.parametrize("source", ["synthetic", "uci_gas"])
+def test_the_kernels_numbers_do_not_depend_on_torchs_instruction_set_or_threads(
+    fused: FusedKernel, tmp_path: Path, source: str, request: pytest.FixtureRequest
+) -> None:
+    """torch's own element-wise kernels round differently without AVX2 (fused multiply-adds), and
+    MKL's products sum in another order on AVX-512; nothing of a run's arithmetic, from its data on,
+    may go through them. A second process with torch and MKL forced to their baseline code paths
+    and one thread stores the same keys and bits, on every data source and model kind."""
     check = {"kind": "bound", "metric": "final_loss", "model": "depth-1", "lo": 0.0}
-    spec = write_spec(tmp_path, small_spec(models=EVERY_KIND_MODELS, tune={"lr": [1e-3, 3e-3]}, checks=[check]))
+    data = {"kind": "uci_gas", "path": str(request.getfixturevalue("uci_dir"))} if source == "uci_gas" else small_spec()["data"]
+    spec = write_spec(tmp_path, small_spec(models=EVERY_KIND_MODELS, data=data, tune={"lr": [1e-3, 3e-3]}, checks=[check]))
     stores = {}
     for name, env in (
         ("default", {}),
@@ -278,8 +284,9 @@ def test_the_kernels_numbers_do_not_depend_on_torchs_instruction_set_or_threads(
         stores[name] = tmp_path / f"{name}.sqlite"
         command = [sys.executable, "-m", "overparam", "run", str(spec), "--store", str(stores[name]), "--reports", str(tmp_path / name)]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
-        assert done.returncode == 0, done.stdout + done.stderr
-    assert all_losses(stores["default"]) == all_losses(stores["baseline"])
+        assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: a verdict, not a fault: the bits are what is compared
+    bits = {name: {key: struct.pack(f"{len(v)}d", *v) for key, v in all_losses(store).items()} for name, store in stores.items()}
+    assert bits["default"] == bits["baseline"]  # as bytes: a diverged run's NaNs are equal bits, never equal floats
 
 
 def test_the_data_pass_owns_its_sums(fused: FusedKernel) -> None:

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Literal
 
+import numpy
 import torch
 from pydantic import BaseModel, Field
 
@@ -131,5 +132,14 @@ def load_mnist(cfg: MnistData, folder: Path | None) -> tuple[torch.Tensor, torch
         first = int((labels > 9).nonzero()[0, 0])
         raise OverparamError(f"{labels_path}: label {int(labels[first])} at position {first}; MNIST labels are 0–9")
     digest = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16]
-    pixels = images.to(torch.float32).div_(255.0).sub_(0.5).unsqueeze(1)
-    return pixels, labels.to(torch.int64), digest
+    return PIXEL[images.to(torch.int64)].unsqueeze(1), labels.to(torch.int64), digest
+
+
+def _pixel_values() -> torch.Tensor:
+    """v / 255 − 0.5 in float32 for each byte v, each an IEEE division then subtraction (numpy
+    scalars): a table of 256 values, so no vectorized division (which may multiply by a rounded
+    reciprocal on some code paths) decides a pixel's bits."""
+    return torch.tensor([numpy.float32(v) / numpy.float32(255.0) - numpy.float32(0.5) for v in range(256)], dtype=torch.float32)
+
+
+PIXEL = _pixel_values()

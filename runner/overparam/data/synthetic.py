@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import math
+import operator
 from pathlib import Path
 from typing import Literal
 
@@ -42,14 +44,32 @@ class SyntheticData(BaseModel):
 
 
 def load_synthetic(cfg: SyntheticData) -> Dataset:
+    """X = Z·diag(s), y = X·w* + noise·ε. Every bit is the project's: Z, w* and ε come from torch's
+    seeded generator, the scales s are correctly rounded (decimal arithmetic, not libm's pow), each
+    column of X is Z's times one scale (one IEEE product per entry), and each target is the correctly
+    rounded sum (math.fsum) of its row's exact products and its noise, not a BLAS product whose
+    order of summation depends on the CPU's instruction set."""
     gen = torch.Generator().manual_seed(cfg.seed)
     Z = torch.randn(cfg.n, cfg.d, generator=gen, dtype=torch.float64)
-    # Feature scales spread log-uniformly so that cov(X) has the requested condition number.
-    scales = torch.logspace(0.0, -0.5 * math.log10(cfg.condition), cfg.d, dtype=torch.float64)
-    X = Z * scales
-    w_star = torch.randn(cfg.d, generator=gen, dtype=torch.float64) / math.sqrt(cfg.d)
-    y = X @ w_star + cfg.noise * torch.randn(cfg.n, generator=gen, dtype=torch.float64)
+    X = Z * torch.tensor(spectrum(cfg.condition, cfg.d), dtype=torch.float64)
+    root_d = math.sqrt(cfg.d)  # IEEE square root: correctly rounded
+    w_star = [value / root_d for value in torch.randn(cfg.d, generator=gen, dtype=torch.float64).tolist()]
+    noise = torch.randn(cfg.n, generator=gen, dtype=torch.float64).tolist()
+    y = torch.tensor([exact_dot(row, w_star, cfg.noise * e) for row, e in zip(X.tolist(), noise)], dtype=torch.float64)
     if cfg.standardize:
         X, y = standardized(X, y)
     details = {"rows": str(cfg.n), "features": str(cfg.d), "condition": f"{cfg.condition:g}", "seed": str(cfg.seed)}
     return Dataset(X=X, y=y, fingerprint=tensor_digest(X, y), name="synthetic", details=details)
+
+
+def spectrum(condition: float, d: int) -> list[float]:
+    """Feature scales spread log-uniformly from 1 down to 1/√condition, so that cov(X) has the
+    requested condition number: 10^(−log10(condition)·i / (2(d − 1))), each correctly rounded."""
+    with decimal.localcontext(decimal.Context(prec=40)):
+        decades = decimal.Decimal(condition).log10()
+        return [float(decimal.Decimal(10) ** (-decades * i / (2 * (d - 1)))) if d > 1 else 1.0 for i in range(d)]
+
+
+def exact_dot(row: list[float], w: list[float], plus: float = 0.0) -> float:
+    """Σ row_j·w_j + plus, correctly rounded (math.fsum of the rounded products): the same bits on every CPU."""
+    return math.fsum([*map(operator.mul, row, w), plus])
