@@ -194,3 +194,20 @@ def test_workers_die_with_their_parent_even_when_it_is_killed(tmp_path: Path) ->
     assert not any(_alive(pid) for pid in workers), "a worker outlived its killed parent"
     assert victim.stdout is not None
     victim.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_sigterm_to_the_driver_stops_its_workers_at_a_checkpoint(tmp_path: Path) -> None:
+    spec = long_group_spec()
+    spec["models"][1]["loss"] = {"kind": "lp", "p": 2}
+    store = tmp_path / "store.sqlite"
+    victim = start(write_spec(tmp_path, spec), store, tmp_path / "r", "--jobs", "2")
+    wait_for_a_checkpoint(store, victim)
+    workers = [pid for pid in _children(victim.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    victim.send_signal(signal.SIGTERM)
+    output = victim.communicate(timeout=120)[0]
+    assert victim.returncode == 143, output
+    assert "interrupted (SIGTERM)" in output and "Traceback" not in output, output
+    assert not any(_alive(pid) for pid in workers)
+    assert list(store.parent.glob(f"{store.name}.checkpoints/*.pt"))  # the groups in training were kept

@@ -173,3 +173,17 @@ def test_synthetic_data_too_large_to_generate_is_refused_by_validate(tmp_path: P
     spec["data"].update(n=1_000_000, d=10_000)  # each inside its own limit: 80 GB together
     result = invoke("validate", write_spec(tmp_path, spec))
     assert result.exit_code == 2 and "n × d" in one_line(result)
+
+
+def test_a_gzip_bomb_in_place_of_mnist_is_refused_unpacked_only_to_its_bound(tmp_path: Path) -> None:
+    import gzip
+
+    from overparam.data.mnist import MAX_IDX_BYTES, read_idx
+    from overparam.errors import OverparamError
+
+    bomb = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as out:
+        out.write(b"\x00\x00\x08\x03" + b"\x00" * (MAX_IDX_BYTES + 10))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(OverparamError, match="unpacks to more than"):
+        read_idx(bomb)

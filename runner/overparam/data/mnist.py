@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import struct
 import tempfile
@@ -100,9 +101,12 @@ def read_idx(path: Path) -> torch.Tensor:
     raw = read_regular(path, "MNIST IDX", MAX_IDX_BYTES)
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as archive:
+                raw = archive.read(MAX_IDX_BYTES + 1)  # bounded: a few kB of gzip can unpack to gigabytes
         except (EOFError, OSError, zlib.error) as err:
             raise OverparamError(f"{path}: damaged gzip archive ({err or type(err).__name__}); download it again") from None
+        if len(raw) > MAX_IDX_BYTES:
+            raise OverparamError(f"{path}: unpacks to more than {MAX_IDX_BYTES:,} bytes, more than any MNIST file; is it the right file?")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise OverparamError(f"{path}: not an IDX file of unsigned bytes (its header is damaged or it is another file)")
     ndim = raw[3]
