@@ -181,6 +181,21 @@ def test_a_store_from_before_digests_is_refused_untouched(tmp_path: Path) -> Non
         assert legacy.read_bytes() == before
 
 
+def test_a_store_stripped_of_its_digest_column_is_refused_untouched(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    assert run(tmp_path, store=store).exit_code == 0
+    with sqlite3.connect(store) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+        kept = "key, config, losses, diverged_at, wall_s, device, created, end_to_end, penalty"
+        db.execute(f"CREATE TABLE stripped AS SELECT {kept} FROM runs")
+        db.execute("DROP TABLE runs")
+        db.execute("ALTER TABLE stripped RENAME TO runs")
+    before = store.read_bytes()
+    result = run(tmp_path, store=store)
+    assert result.exit_code == 3 and "lacks digest" in one_line(result), result.output
+    assert store.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("meta", "says"),
     [

@@ -187,3 +187,15 @@ def test_a_gzip_bomb_in_place_of_mnist_is_refused_unpacked_only_to_its_bound(tmp
     assert bomb.stat().st_size < 200_000
     with pytest.raises(OverparamError, match="unpacks to more than"):
         read_idx(bomb)
+
+
+def test_a_title_or_model_name_is_text_never_markup_or_mathtext(tmp_path: Path) -> None:
+    """rich reads `[/b]` as a closing tag, matplotlib `$…$` as mathtext: either crashed a run."""
+    spec = small_spec(title=r"T $\foo{$ [/x] title", checks=[{"kind": "bound", "metric": "final_gap", "model": "sh$^{$[/b]", "hi": 1e-30}])
+    spec["models"][0]["name"] = "sh$^{$[/b]"
+    path = write_spec(tmp_path, spec)
+    result = invoke("run", path, *run_args(tmp_path))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "final_gap of sh$^{$[/b]" in result.output
+    listed = invoke("list", "--specs", tmp_path)
+    assert listed.exit_code == 0 and "[/x]" in listed.output

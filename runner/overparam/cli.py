@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from overparam.checkpoint import DEFAULT_EVERY_S, CheckpointedInterrupt, stopping_signals_interrupt
@@ -196,7 +197,7 @@ def verify_all(
         err.print(pace.done(spec.id, last.wall_s, last.trained, last.cached), highlight=False)
     index = write_index(specs, reports)
     _summary(outcomes)
-    out.print(f"index: {index}")
+    out.print(f"index: {index}", markup=False)
     raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
 
 
@@ -228,9 +229,8 @@ def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
         table.add_column(column)
     for path in _spec_files(specs_dir):
         spec = load_spec(path)
-        table.add_row(
-            spec.id, spec.group, spec.title, spec.verdict.status, spec.listing(), str(len(spec.checks)), ", ".join(spec.profiles) or "—"
-        )
+        cells = (spec.id, spec.group, spec.title, spec.verdict.status, spec.listing(), str(len(spec.checks)), ", ".join(spec.profiles) or "—")
+        table.add_row(*map(escape, cells))  # a title or model name is text, never rich markup
     out.print(table)
 
 
@@ -252,16 +252,16 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     judgement = outcome.judgement
     current = "[green]✓[/]" if outcome.passed else "[red]✗ out of date[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
-    out.print(f"{current} {outcome.spec.id}: {judgement.status} ({source}, {outcome.wall_s:.1f} s) → {outcome.report}", highlight=False)
+    out.print(f"{current} {outcome.spec.id}: {judgement.status} ({source}, {outcome.wall_s:.1f} s) → {escape(str(outcome.report))}", highlight=False)
     for warning in outcome.warnings:
-        err.print(f"[yellow]warning[/] {path}: {warning}", highlight=False)
+        err.print(f"[yellow]warning[/] {escape(f'{path}: {warning}')}", highlight=False)
     # A claim check that fails where the verdict says so is evidence, not a failure: listed only when the run fails.
     failing = [index for index, check in enumerate(outcome.checks) if not check.passed and not outcome.passed]
     if not outcome.passed:
-        out.print(f"  [red]✗[/] {path}: verdict: {judgement.why}", highlight=False)
+        out.print(f"  [red]✗[/] {escape(f'{path}: verdict: {judgement.why}')}", highlight=False)
     for index in failing:
         check = outcome.checks[index]
-        out.print(f"  [red]✗[/] {outcome.located.get(index, path)}: checks[{index}]: {check.statement}: {check.evidence}", highlight=False)
+        out.print(f"  [red]✗[/] {escape(f'{outcome.located.get(index, path)}: checks[{index}]: {check.statement}: {check.evidence}')}", highlight=False)
     return outcome
 
 
@@ -290,7 +290,7 @@ def _summary(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         status = "[green]current[/]" if o.passed else "[red]out of date[/]"
         verdict = o.judgement.status
-        table.add_row(o.spec.id, status, verdict, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", str(o.report))
+        table.add_row(o.spec.id, status, verdict, f"{sum(c.passed for c in o.checks)}/{len(o.checks)}", escape(str(o.report)))
     out.print(table)
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles and model names are the spec's text: "$…$" in one must print as typed, not as (possibly
+# invalid, hence crashing) mathtext. No figure uses mathtext.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402

@@ -90,7 +90,8 @@ class RunStore:
         with the digests they were written with."""
         tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall()) if "meta" in tables else {}
-        problem = _refusal(tables, meta, read_only)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+        problem = _refusal(tables, meta, read_only) or _missing_columns(columns, tables)
         if problem:
             self._db.close()
             raise EnvironmentFault(f"{self.path}: {problem}")
@@ -180,6 +181,14 @@ def _refusal(tables: set[str], meta: dict[str, str], read_only: bool) -> str:
     if "runs" not in tables:
         return "an overparam store without its runs table: damaged; pass --store a new file name"
     return ""
+
+
+COLUMNS = {"key", "config", "losses", "diverged_at", "wall_s", "device", "created", "end_to_end", "penalty", "digest"}
+
+
+def _missing_columns(columns: set[str], tables: set[str]) -> str:
+    missing = COLUMNS - columns if "runs" in tables else set()
+    return f"its runs table lacks {', '.join(sorted(missing))}: damaged or edited; pass --store a new file name" if missing else ""
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
