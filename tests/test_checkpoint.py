@@ -211,3 +211,26 @@ def test_sigterm_to_the_driver_stops_its_workers_at_a_checkpoint(tmp_path: Path)
     assert "interrupted (SIGTERM)" in output and "Traceback" not in output, output
     assert not any(_alive(pid) for pid in workers)
     assert list(store.parent.glob(f"{store.name}.checkpoints/*.pt"))  # the groups in training were kept
+
+
+@pytest.mark.slow
+def test_a_checkpoint_damaged_after_a_kill_is_refused_then_retrained_from_the_start(tmp_path: Path, uninterrupted: dict) -> None:
+    spec = write_spec(tmp_path, long_group_spec())
+    store = tmp_path / "interrupted.sqlite"
+    victim = start(spec, store, tmp_path / "r1")
+    wait_for_a_checkpoint(store, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=120)
+    (checkpoint,) = store.parent.glob(f"{store.name}.checkpoints/*.pt")
+    blob = bytearray(checkpoint.read_bytes())
+    middle = len(blob) * 2 // 3  # among the tensors' bytes, which torch.load reads without a check
+    blob[middle : middle + 4] = bytes(b ^ 0x01 for b in blob[middle : middle + 4])
+    checkpoint.write_bytes(bytes(blob))
+    refused = start(spec, store, tmp_path / "r1")
+    output = refused.communicate(timeout=600)[0]
+    assert refused.returncode == 3, output
+    assert f"{checkpoint}: checkpoint damaged" in output and "Traceback" not in output
+    again = start(spec, store, tmp_path / "r1")
+    output = again.communicate(timeout=600)[0]
+    assert again.returncode == 0 and "resume" not in output, output
+    assert all_losses(store) == uninterrupted
