@@ -26,7 +26,7 @@ from overparam.plan import plan_runs
 from overparam.refine import Tuning, midpoints, tune
 from overparam.results import ModelResult, Results
 from overparam.select import LrScore
-from overparam.session import Options, Session, Trainer
+from overparam.session import Options, RunFetcher, Session
 from overparam.specload import load_spec
 
 
@@ -68,11 +68,11 @@ def tuned_pick(tmp_path: Path, refine: int | None) -> tuple[float, list[float], 
     spec = load_spec(path, None)
     assert isinstance(spec, RegressionSpec)
     data = load_dataset(spec.data, path, None)
-    trainer = Trainer(Options(tmp_path / "store.sqlite", tmp_path / "reports"), Session(), Quiet())
+    fetcher = RunFetcher(Options(tmp_path / "store.sqlite", tmp_path / "reports"), Session(), Quiet())
     runs = plan_runs(spec, data.fingerprint)
-    stored = trainer.fetch("grid", runs, lambda _: data)
+    stored = fetcher.fetch("grid", runs, lambda _: data)
     tuning = Tuning(spec, data, list(runs), {2.0: lp_optimum(data.X, data.y, 2.0)[1]})
-    tune([tuning], trainer, "refining", stored)
+    tune([tuning], fetcher, "refining", stored)
     assert tuning.results is not None and tuning.sweeps is not None
     pick = tuning.results.picked["linear"].lr
     assert pick is not None

@@ -199,3 +199,21 @@ def test_a_title_or_model_name_is_text_never_markup_or_mathtext(tmp_path: Path) 
     assert "final_gap of sh$^{$[/b]" in result.output
     listed = invoke("list", "--specs", tmp_path)
     assert listed.exit_code == 0 and "[/x]" in listed.output
+
+
+def test_jobs_on_a_convnet_spec_is_said_not_silently_ignored(tmp_path: Path, mnist_dir: Path) -> None:
+    spec = {
+        "id": "tiny_convnet",
+        "experiment": "convnet",
+        "title": "Tiny convnet",
+        "claim": "A claim for tests.",
+        "verdict": {"status": "by checks"},
+        "data": {"kind": "mnist", "split": "test", "path": str(mnist_dir)},
+        "train": {"steps": 4, "record_every": 2, "batch_size": 16},
+        "models": [{"name": "original", "kind": "tutorial_convnet"}],
+        "seeds": [0],
+        "checks": [{"kind": "bound", "metric": "final_loss", "model": "original", "hi": 10.0}],
+    }
+    result = invoke("run", write_spec(tmp_path, spec), "--jobs", "2", *run_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "convnet runs trained in this process; --jobs and --executor apply to the other kinds" in result.output

@@ -16,16 +16,16 @@ from typer.testing import CliRunner
 
 from conftest import REPO, write_spec
 from overparam import registry
-from overparam.checks import CheckResult, Role, StatementId
+from overparam.checks import CheckResult, Role, SpecCheck, StatementId
 from overparam.claim import Claim
 from overparam.cli import app
 from overparam.kind import Kind
-from overparam.report import checks_section, header, report_name, write_atomic
+from overparam.report import checks_section, header, report_files, write_atomic
 from overparam.session import Options, Outcome, Progress, Session
 from overparam.strict import STRICT
 
 
-class AtLeast(BaseModel):
+class AtLeast(SpecCheck):
     """The toy's check: a model's value is at least `value` at every seed."""
 
     model_config = STRICT
@@ -60,7 +60,7 @@ def verify_toy(spec: ToySpec, spec_path: Path, options: Options, session: Sessio
         CheckResult(all(v >= c.value for v in values[c.model]), f"{c.model} ≥ {c.value:g}", ", ".join(f"{v:g}" for v in values[c.model]))
         for c in spec.checks
     ]
-    report = options.reports / f"{report_name(spec.id, options.profile)}.md"
+    report = report_files(options.reports, spec.id, options.profile)[0]
     options.reports.mkdir(parents=True, exist_ok=True)
     write_atomic(report, "\n".join([*header(spec, checks, spec_path, options.profile), checks_section(checks)]))
     return Outcome(spec, checks, report, 0, 0, time.perf_counter() - start)

@@ -93,7 +93,35 @@ class Bounds:
         return " and ".join(side for side in sides if side)
 
 
-class ModelCheck(BaseModel):
+class SpecCheck(BaseModel):
+    """What every kind's check tells the spec's validation and the evidence about itself: the
+    models it reads, and where it reads them (a fixed lr, a recorded step, a metric, a curve).
+    Each kind's check overrides what applies to it; None: it reads no such thing."""
+
+    def model_refs(self) -> Refs:
+        """(key path in the check, model name) of every model the check reads."""
+        return []
+
+    def fixed_lr(self) -> float | None:
+        """The lr of the grid at which it reads every model, instead of their picks."""
+        return None
+
+    def read_step(self) -> int | None:
+        """The recorded step at which it reads its metric, instead of the end."""
+        return None
+
+    def read_metric(self) -> Metric | None:
+        return None
+
+    def read_curve(self) -> str | None:
+        return None
+
+    def seed_rule(self) -> str:
+        """How it combines seeds: "all" (every seed must hold) or "median"."""
+        return "all"
+
+
+class ModelCheck(SpecCheck):
     """A check on the results of named models: each is read at its picked lr (or at `lr`), then
     `judge` decides; a model without usable runs fails the check, with the reason."""
 
@@ -104,10 +132,6 @@ class ModelCheck(BaseModel):
         default_factory=list, max_length=2, description="the paper's value of what the check reads (one reading, or its low and high), shown beside ours"
     )
 
-    def model_refs(self) -> Refs:
-        """(key path in the check, model name) of every model the check reads."""
-        raise NotImplementedError
-
     def statement(self) -> str:
         raise NotImplementedError
 
@@ -115,8 +139,7 @@ class ModelCheck(BaseModel):
         raise NotImplementedError
 
     def evaluate(self, results: Results) -> CheckResult:
-        lr = getattr(self, "lr", None)
-        chosen = {name: results.at(name, lr) for _, name in self.model_refs()}
+        chosen = {name: results.at(name, self.fixed_lr()) for _, name in self.model_refs()}
         missing = [name for name, result in chosen.items() if result.lr is None]
         if missing:
             reasons = "; ".join(f"{n}: {chosen[n].why_none}" for n in missing)
@@ -124,13 +147,13 @@ class ModelCheck(BaseModel):
         return self.judge(chosen)
 
     def seed_label(self, results: dict[str, ModelResult], index: int) -> str:
-        if getattr(self, "seeds", "all") == "median":
+        if self.seed_rule() == "median":
             return "median: "
         seeds = next(iter(results.values())).seeds
         return f"seed {seeds[index]}: " if len(seeds) > 1 else ""
 
     def lr_text(self) -> str:
-        lr = getattr(self, "lr", None)
+        lr = self.fixed_lr()
         return f" at lr {lr:g}" if lr else ""
 
 
@@ -150,6 +173,18 @@ class MetricCheck(ModelCheck):
         if self.metric == "steps_to_gap" and self.at_step is not None:
             raise ValueError("at_step does not apply to steps_to_gap")
         return self
+
+    def fixed_lr(self) -> float | None:
+        return self.lr
+
+    def read_step(self) -> int | None:
+        return self.at_step
+
+    def read_metric(self) -> Metric | None:
+        return self.metric
+
+    def seed_rule(self) -> str:
+        return self.seeds
 
     def values(self, result: ModelResult) -> list[float]:
         """Per seed for `all`, a single median for `median`."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from overparam.checks import Check, CheckResult, StatementId
 from overparam.strict import STRICT, UNIQUE, Line, ProfileName, SpecId, equals, strict_with, when
-from overparam.yamlpos import Path_
+from overparam.yamlpos import KeyPath
 
 
 class PaperRef(BaseModel):
@@ -251,9 +251,9 @@ class Claim(BaseModel):
         """Whether `step` is a recorded step of model `name` at every lr of its grid."""
         raise NotImplementedError
 
-    def reference_errors(self) -> list[tuple[Path_, str]]:
+    def reference_errors(self) -> list[tuple[KeyPath, str]]:
         """Problems between fields: names that must exist, seeds that must be distinct."""
-        problems: list[tuple[Path_, str]] = []
+        problems: list[tuple[KeyPath, str]] = []
         names = self.model_names()
         for i, name in enumerate(names):
             if name in names[:i]:
@@ -276,8 +276,8 @@ class Claim(BaseModel):
                     problems.append((("paper", key, name), f"no model named {name!r}"))
         return problems
 
-    def _statement_errors(self) -> list[tuple[Path_, str]]:
-        problems: list[tuple[Path_, str]] = []
+    def _statement_errors(self) -> list[tuple[KeyPath, str]]:
+        problems: list[tuple[KeyPath, str]] = []
         ids = [s.id for s in self.statements]
         for i, sid in enumerate(ids):
             if sid in ids[:i]:
@@ -293,19 +293,19 @@ class Claim(BaseModel):
                 problems.append((("checks", i), f"a claim check of a spec with statements decides one: add `decides:` ({', '.join(ids)})"))
         return problems
 
-    def _check_errors(self, i: int, check: Check, names: list[str]) -> list[tuple[Path_, str]]:
-        problems: list[tuple[Path_, str]] = []
+    def _check_errors(self, i: int, check: Check, names: list[str]) -> list[tuple[KeyPath, str]]:
+        problems: list[tuple[KeyPath, str]] = []
         known = [name for _, name in check.model_refs() if name in names]
-        lr = getattr(check, "lr", None)
+        lr = check.fixed_lr()
         lacking = [name for name in known if lr is not None and lr not in self.lr_grid(name)]
         if lacking:
             problems.append((("checks", i, "lr"), f"lr {lr:g} is not in the lr grid of {', '.join(map(repr, lacking))}"))
-        at_step = getattr(check, "at_step", None)
+        at_step = check.read_step()
         off_grid = [name for name in known if at_step is not None and not self.records_step(name, at_step)]
         if off_grid:
             where = ", ".join(map(repr, off_grid))
             problems.append((("checks", i, "at_step"), f"step {at_step} is not a recorded step of {where}; use a multiple of record_every"))
-        if getattr(check, "metric", None) == "final_batch_loss" and not self.PENALIZED:
+        if check.read_metric() == "final_batch_loss" and not self.PENALIZED:
             problems.append((("checks", i, "metric"), "final_batch_loss is a convnet's cross-entropy plus its penalty; these runs have no penalty: use final_loss"))
         for key, name in check.model_refs():
             if name not in names:

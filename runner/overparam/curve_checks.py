@@ -30,6 +30,15 @@ class CloseCheck(ModelCheck):
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
 
+    def fixed_lr(self) -> float | None:
+        return self.lr
+
+    def read_curve(self) -> str | None:
+        return self.curve
+
+    def seed_rule(self) -> str:
+        return self.seeds
+
     def statement(self) -> str:
         return f"{self.curve} curves of {self.models[0]} and {self.models[1]} within {self.tol:g} relative{self.lr_text()}"
 
@@ -115,6 +124,9 @@ class ConvergesCheck(ModelCheck):
 
     def model_refs(self) -> Refs:
         return [(("models", i), name) for i, name in enumerate(self.models)]
+
+    def read_curve(self) -> str | None:
+        return self.curve
 
     def bounds(self) -> Bounds:
         return Bounds(self.order_at_least, self.order_at_most)

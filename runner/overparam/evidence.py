@@ -23,7 +23,7 @@ def read_lrs(check: Check, picked: dict[str, ModelResult]) -> dict[str, float]:
     """The lr at which the check reads each of its models (converges reads every lr: none here)."""
     if isinstance(check, ConvergesCheck):
         return {}
-    fixed = getattr(check, "lr", None)
+    fixed = check.fixed_lr()
     lrs = {}
     for _, name in check.model_refs():
         lr = fixed if fixed is not None else picked[name].lr
@@ -48,7 +48,7 @@ def step_below(sweep: list[LrScore], lr: float | None) -> float | None:
 def _fragility(check: Check, result: CheckResult, results: Results, sweeps: dict[str, list[LrScore]]) -> tuple[bool | None, str]:
     if isinstance(check, ConvergesCheck):
         return None, "reads every lr of the grid: no pick to move"
-    if getattr(check, "lr", None) is not None:
+    if check.fixed_lr() is not None:
         return None, "reads a fixed lr: no pick to move"
     names = list(dict.fromkeys(name for _, name in check.model_refs()))
     lower = {name: step_below(sweeps.get(name, []), results.picked[name].lr) for name in names}

@@ -27,7 +27,7 @@ from overparam.data.dataset import Dataset
 from overparam.errors import OverparamError
 from overparam.plan import Run, grouped
 from overparam.store import RunStore, StoredRun
-from overparam.trainer import Progress, train_group
+from overparam.trainer import StepsDone, train_group
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def jobs_for(runs: list[Run], dataset: Dataset) -> list[Job]:
 
 
 def train_jobs(
-    jobs: list[Job], executor: Executor, store: RunStore, device: str, on_progress: Progress, checkpoints: Checkpoints | None
+    jobs: list[Job], executor: Executor, store: RunStore, device: str, on_progress: StepsDone, checkpoints: Checkpoints | None
 ) -> None:
     """Train every job where `executor` says; the driver stores each group as it comes back, then
     drops its checkpoint, so a crash loses at most the work since the groups' last checkpoints.
@@ -70,7 +70,7 @@ def refuse_beyond_memory(jobs: list[Job], executor: Executor) -> None:
     if not jobs:
         return
     largest = max(jobs, key=lambda job: job.memory_bytes)
-    at_once = min(len(jobs), getattr(executor, "workers", 1)) if isinstance(executor, LocalProcesses) else 1
+    at_once = min(len(jobs), executor.workers) if isinstance(executor, LocalProcesses) else 1
     need, have = largest.memory_bytes * at_once, machine_memory()
     if have and need > have:
         models = ", ".join(dict.fromkeys(run.model for run in largest.runs))
@@ -97,7 +97,7 @@ def machine_memory() -> int:
 
 
 class Executor(Protocol):
-    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: StepsDone, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         """Every job's StoredRuns, in the order they finish."""
         ...
 
@@ -105,7 +105,7 @@ class Executor(Protocol):
 class InProcess:
     """One group after the other in this process, with progress inside each group."""
 
-    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: StepsDone, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         for job in jobs:
             checkpoint = checkpoints.for_group([run.key for run in job.runs]) if checkpoints else None
             yield train_group(job.runs, job.dataset, device, on_progress, checkpoint)
@@ -117,7 +117,7 @@ class LocalProcesses:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: StepsDone, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         context = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pool
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)) as pool:
@@ -151,7 +151,7 @@ class RayExecutor:
     def __init__(self, address: str | None, workers: int) -> None:
         self.address, self.workers = address, workers
 
-    def results(self, jobs: list[Job], device: str, on_progress: Progress, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
+    def results(self, jobs: list[Job], device: str, on_progress: StepsDone, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         ray = _ray()
         if not ray.is_initialized():
             self._connect(ray)

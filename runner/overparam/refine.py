@@ -17,7 +17,7 @@ from overparam.kinds.regression.spec import RegressionSpec
 from overparam.plan import Run, run_config
 from overparam.results import Results
 from overparam.select import LrScore, select_models
-from overparam.session import Trainer
+from overparam.session import RunFetcher
 from overparam.store import StoredRun
 
 SIGNIFICANT = 3  # refined lrs are kept to 3 significant digits, readable and retypable into a spec
@@ -71,7 +71,7 @@ def midpoints(lrs: list[float], pick: float, factor: float) -> list[float]:
     return found
 
 
-def tune(problems: list[Tuning], trainer: Trainer, label: str, stored: dict[str, StoredRun]) -> int:
+def tune(problems: list[Tuning], fetcher: RunFetcher, label: str, stored: dict[str, StoredRun]) -> int:
     """Pick for every problem, refining until each pick is bracketed; the refining runs of all
     problems train together, each on its problem's data, and join `stored`. Returns the rounds run."""
     for problem in problems:
@@ -83,7 +83,7 @@ def tune(problems: list[Tuning], trainer: Trainer, label: str, stored: dict[str,
         if not runs:
             return round_
         data_of.update({run.key: problem.dataset for problem, new in todo for run in new})
-        stored.update(trainer.fetch(label, runs, lambda run: data_of[run.key]))
+        stored.update(fetcher.fetch(label, runs, lambda run: data_of[run.key]))
         for problem, new in todo:
             if new:
                 problem.runs += new

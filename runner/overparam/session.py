@@ -85,7 +85,7 @@ class Outcome:
 
 
 @dataclass
-class Trainer:
+class RunFetcher:
     """Runs from the store, training the missing ones where the session says, each on its data;
     counts how many it trained over the invocation of one spec."""
 

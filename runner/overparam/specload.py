@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from overparam.claim import Claim
 from overparam.errors import OverparamError
 from overparam.registry import kind_of
-from overparam.yamlpos import Path_, Positions, dotted, load_yaml
+from overparam.yamlpos import KeyPath, Positions, dotted, load_yaml
 
 
 def spec_type(raw: dict[str, Any]) -> type[Claim]:
@@ -70,7 +70,7 @@ def _with_profile(raw: dict[str, Any], name: str, path: Path, positions: Positio
         # stay under a profile's own status (it would describe runs the profile did not make).
         merged["verdict"] = copy.deepcopy(overrides["verdict"])
 
-    def origin(at: Path_) -> Path_:
+    def origin(at: KeyPath) -> KeyPath:
         inside = _has_path(overrides, at)
         return ("profiles", name) + at if inside else at
 
@@ -112,7 +112,7 @@ def _yaml_type_hint(value: Any) -> str:
     return ""
 
 
-def _data_path(loc: tuple[Any, ...], raw: Any) -> Path_:
+def _data_path(loc: tuple[Any, ...], raw: Any) -> KeyPath:
     """Pydantic's loc without union tags: only the steps that exist in the data (plus a missing leaf)."""
     at: list[str | int] = []
     node = raw
@@ -128,12 +128,12 @@ def _data_path(loc: tuple[Any, ...], raw: Any) -> Path_:
     return tuple(at)
 
 
-def _located(path: Path, positions: Positions, where: Path_, shown: Path_, message: str) -> str:
+def _located(path: Path, positions: Positions, where: KeyPath, shown: KeyPath, message: str) -> str:
     line, col = _position(positions, where)
     return f"{path}:{line}:{col}: {dotted(shown)}: {message}"
 
 
-def _position(positions: Positions, where: Path_) -> tuple[int, int]:
+def _position(positions: Positions, where: KeyPath) -> tuple[int, int]:
     """(line, column) of the key path, or of its nearest parent that the file has."""
     for n in range(len(where), -1, -1):
         if where[:n] in positions:
@@ -169,7 +169,7 @@ def deep_merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _has_path(tree: Any, at: Path_) -> bool:
+def _has_path(tree: Any, at: KeyPath) -> bool:
     for part in at:
         if isinstance(tree, dict) and part in tree:
             tree = tree[part]

@@ -22,14 +22,14 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 MIN_BATCH = 4
 
 
-class Progress(Protocol):
+class StepsDone(Protocol):
     def __call__(self, run_steps: int, resumed: bool = False) -> None:
         """`run_steps` just finished; `resumed`: finished in an earlier process (a checkpoint's), so
         they count toward what is done but not toward the pace."""
 
 
 def train_group(
-    group: list[Run], dataset: Dataset, device: str, on_progress: Progress, checkpoint: GroupCheckpoint | None = None
+    group: list[Run], dataset: Dataset, device: str, on_progress: StepsDone, checkpoint: GroupCheckpoint | None = None
 ) -> list[StoredRun]:
     """One program of plan.grouped: a batched model per shape, one pass over the data per step
     for all of them. Each run's numbers depend only on its own config. With a `checkpoint`, the

@@ -16,8 +16,8 @@ import yaml
 from overparam.atomic import read_regular
 from overparam.errors import OverparamError
 
-Path_ = tuple[str | int, ...]
-Positions = dict[Path_, tuple[int, int]]  # key path -> (line, column), both 1-based
+KeyPath = tuple[str | int, ...]
+Positions = dict[KeyPath, tuple[int, int]]  # key path -> (line, column), both 1-based
 MAX_SPEC_BYTES = 1 << 20  # the largest shipped spec is a few kB
 MAX_DEPTH = 32  # nested mappings and lists; the shipped specs nest 7 deep. PyYAML composes by recursion
 
@@ -96,7 +96,7 @@ def _bounded_nesting(path: Path, text: str) -> None:
         raise OverparamError(_yaml_error_line(path, err)) from err
 
 
-def _walk(node: yaml.Node, at: Path_, positions: Positions, problems: list[str], path: Path, visited: set[int]) -> None:
+def _walk(node: yaml.Node, at: KeyPath, positions: Positions, problems: list[str], path: Path, visited: set[int]) -> None:
     if id(node) in visited:  # the composer hands an alias the anchor's own node: met twice
         raise OverparamError(
             f"{path}:{_line_col(node)}: {dotted(at)}: repeats the value anchored here (an alias, *name); anchors and aliases are not supported in specs: write the value out"
@@ -153,7 +153,7 @@ def _yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
     return f"{path}:{where}: yaml: {detail}"
 
 
-def dotted(at: Path_) -> str:
+def dotted(at: KeyPath) -> str:
     """('models', 0, 'depth') -> 'models[0].depth'."""
     out = ""
     for part in at:

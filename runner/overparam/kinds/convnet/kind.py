@@ -11,6 +11,7 @@ import torch
 from overparam.checks import Stability, evaluate
 from overparam.data.dataset import Dataset
 from overparam.data.mnist import load_mnist
+from overparam.executors import InProcess
 from overparam.kind import Kind
 from overparam.kinds.convnet.report import BATCH_LOSS, convnet_body, convnet_panels
 from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, train_convnet_runs
@@ -61,7 +62,13 @@ def verify(spec: ConvnetSpec, spec_path: Path, options: Options, session: Sessio
         device=options.device,
     )
     report = write_report(inputs, options.reports, convnet_panels(inputs), CAPTION, convnet_body(inputs), marked=BATCH_LOSS)
-    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
+    # Its runs train here, one after the other: --jobs N and --executor ray place regression runs only.
+    alone = (
+        []
+        if isinstance(session.executor, InProcess) or not trained
+        else [f"its {trained} convnet runs trained in this process; --jobs and --executor apply to the other kinds"]
+    )
+    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s, alone)
 
 
 CAPTION = (

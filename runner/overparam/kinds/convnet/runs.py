@@ -17,7 +17,7 @@ from overparam.kinds.convnet.spec import ConvnetSpec, ConvnetTrain
 from overparam.plan import Run, RunConfig
 from overparam.results import ModelResult, Results
 from overparam.store import RunStore, StoredRun
-from overparam.trainer import Progress
+from overparam.trainer import StepsDone
 
 
 class ConvnetRunConfig(RunConfig):
@@ -49,7 +49,7 @@ def train_convnet_runs(
     labels: torch.Tensor,
     store: RunStore,
     device: str,
-    on_progress: Progress,
+    on_progress: StepsDone,
     checkpoints: Checkpoints | None = None,
 ) -> None:
     """One run at a time (each is already a batched program), stored as it finishes. With
@@ -63,7 +63,7 @@ def train_convnet_runs(
 
 
 def _trained(
-    run: Run, images: torch.Tensor, labels: torch.Tensor, device: str, on_progress: Progress, checkpoint: GroupCheckpoint | None
+    run: Run, images: torch.Tensor, labels: torch.Tensor, device: str, on_progress: StepsDone, checkpoint: GroupCheckpoint | None
 ) -> StoredRun:
     assert isinstance(run.config, ConvnetRunConfig), f"not a convnet run: {type(run.config).__name__}"
     config, train = run.config, run.config.train

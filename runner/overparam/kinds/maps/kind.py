@@ -18,7 +18,7 @@ from overparam.kinds.regression.kind import dataset_for, optimum_for, optimum_po
 from overparam.plan import plan_runs
 from overparam.refine import Tuning, edge_warnings, tune
 from overparam.results import Results
-from overparam.session import Options, Outcome, Progress, Session, Trainer
+from overparam.session import Options, Outcome, Progress, RunFetcher, Session
 from overparam.trainer import DTYPES
 
 
@@ -28,13 +28,13 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     planned = {name: plan_runs(row, data[name].fingerprint) for name, row in rows.items()}
     unique = list({run.key: run for runs in planned.values() for run in runs}.values())  # rows may share runs
     data_of = {run.key: data[name] for name, runs in planned.items() for run in runs}
-    trainer = Trainer(options, session, progress)
-    stored = trainer.fetch(spec.id, unique, lambda run: data_of[run.key])
+    fetcher = RunFetcher(options, session, progress)
+    stored = fetcher.fetch(spec.id, unique, lambda run: data_of[run.key])
     tunings = {
         name: Tuning(row, data[name], list(planned[name]), {p: optimum_for(session, data[name], p) for p in row.exponents})
         for name, row in rows.items()
     }
-    tune(list(tunings.values()), trainer, f"{spec.id} (refining the lrs)", stored)
+    tune(list(tunings.values()), fetcher, f"{spec.id} (refining the lrs)", stored)
     unique = list({run.key: run for tuning in tunings.values() for run in tuning.runs}.values())
     results = [RowResult(name, tuning.results) for name, tuning in tunings.items() if tuning.results is not None]
     twins, twin_runs = [], []
@@ -42,7 +42,7 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
         assert tuning.results is not None
         picked = sorted((model, r.lr) for model, r in tuning.results.picked.items() if r.lr is not None)
         twin_data = one_ulp_up(data[name], DTYPES[tuning.spec.train.dtype])
-        row_twins, runs = twin_results(tuning.spec, tuning.results, picked, twin_data, trainer, tuning.optima)
+        row_twins, runs = twin_results(tuning.spec, tuning.results, picked, twin_data, fetcher, tuning.optima)
         twins.append(RowResult(name, row_twins))
         twin_runs += runs
     cells = map_cells(spec, results)
@@ -51,14 +51,14 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     stored_list = [stored[r.key] for r in unique] + twin_runs
     facts = {name: data_facts(data[name], row.loss.p, optimum_point_for(session, data[name], row.loss.p)) for name, row in rows.items()}
     inputs = MapInputs(
-        spec, spec_path, options.profile, rows, data, cells, checks, stored_list, trainer.trained, wall_s, options.device, facts
+        spec, spec_path, options.profile, rows, data, cells, checks, stored_list, fetcher.trained, wall_s, options.device, facts
     )
     report = write_map_report(inputs, options.reports)
     edges = sum(bool(edge_warnings(t.spec, t.results, t.sweeps)) for t in tunings.values() if t.results and t.sweeps)
     warnings = (
         [f"{edges} of {len(tunings)} rows pick an lr at their grid's edge (↑ / ↓ in the report); extend those grids"] if edges else []
     )
-    return Outcome(spec, checks, report, trainer.trained, len(stored_list) - trainer.trained, wall_s, warnings)
+    return Outcome(spec, checks, report, fetcher.trained, len(stored_list) - fetcher.trained, wall_s, warnings)
 
 
 def region_evidence(

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
-from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, StatementId
+from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, SpecCheck, StatementId
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.data import DataSpec
 from overparam.engine.init import NormalInit
@@ -22,7 +22,7 @@ from overparam.kinds.regression.models import LinearNet
 from overparam.kinds.regression.spec import RegressionSpec, Train, Tune
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
-from overparam.yamlpos import Path_
+from overparam.yamlpos import KeyPath
 
 Axis = Literal["p", "init_std", "width", "data"]
 Lrs = list[Annotated[float, Field(gt=0.0, le=1e3)]]
@@ -108,7 +108,7 @@ class Range(BaseModel):
         return (self.at_least is None or value >= self.at_least) and (self.at_most is None or value <= self.at_most)
 
 
-class RegionCheck(BaseModel):
+class RegionCheck(SpecCheck):
     """Every cell of the region has speed-up above `above` and/or below `below` (every seed,
     or the median over seeds)."""
 
@@ -127,9 +127,6 @@ class RegionCheck(BaseModel):
         if self.above is None and self.below is None:
             raise ValueError("a region check needs above or below")
         return self
-
-    def model_refs(self) -> list[tuple[Path_, str]]:
-        return []
 
 
 class MapTune(BaseModel):
@@ -195,7 +192,7 @@ class MapSpec(Claim):
     def all_depths(self) -> list[int]:
         return [BASELINE_DEPTH, *sorted(set(self.depths))]
 
-    def reference_errors(self) -> list[tuple[Path_, str]]:
+    def reference_errors(self) -> list[tuple[KeyPath, str]]:
         problems = super().reference_errors()
         if self.train.steps is None:
             problems.append((("train",), "a map compares models at a step budget: give train.steps, not horizon"))

@@ -20,7 +20,7 @@ from overparam.refine import Tuning, edge_warnings, tune
 from overparam.results import ModelResult, Results
 from overparam.runs_report import ReportInputs, write_report
 from overparam.select import model_result
-from overparam.session import Options, Outcome, Progress, Session, Trainer
+from overparam.session import Options, Outcome, Progress, RunFetcher, Session
 from overparam.store import StoredRun
 from overparam.trainer import DTYPES
 
@@ -45,15 +45,15 @@ def optimum_point_for(session: Session, data: Dataset, p: float) -> tuple[torch.
 def verify(spec: RegressionSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
     data = dataset_for(session, spec, spec_path, options.data_dir)
     runs = plan_runs(spec, data.fingerprint)
-    trainer = Trainer(options, session, progress)
-    stored = trainer.fetch(spec.id, runs, lambda _: data)
+    fetcher = RunFetcher(options, session, progress)
+    stored = fetcher.fetch(spec.id, runs, lambda _: data)
     optima = {p: optimum_for(session, data, p) for p in spec.exponents}
     tuning = Tuning(spec, data, list(runs), optima)
-    tune([tuning], trainer, f"{spec.id} (refining the lrs)", stored)
+    tune([tuning], fetcher, f"{spec.id} (refining the lrs)", stored)
     assert tuning.results is not None and tuning.sweeps is not None
     runs, results, sweeps = tuning.runs, tuning.results, tuning.sweeps
     targets = {(name, lr) for check in spec.checks for name, lr in read_lrs(check, results.picked).items()}
-    twins, twin_runs = twin_results(spec, results, sorted(targets), one_ulp_up(data, DTYPES[spec.train.dtype]), trainer, optima)
+    twins, twin_runs = twin_results(spec, results, sorted(targets), one_ulp_up(data, DTYPES[spec.train.dtype]), fetcher, optima)
     checks = [assessed(check, evaluate(check, results), results, sweeps, twins) for check in spec.checks]
     warnings = edge_warnings(spec, results, sweeps)
     wall_s = time.perf_counter() - start
@@ -67,14 +67,14 @@ def verify(spec: RegressionSpec, spec_path: Path, options: Options, session: Ses
         sweeps=sweeps,
         checks=checks,
         stored=[stored[r.key] for r in runs] + twin_runs,
-        trained=trainer.trained,
+        trained=fetcher.trained,
         wall_s=wall_s,
         device=options.device,
         warnings=warnings,
     )
     panels = regression_panels(inputs)
     report = write_report(inputs, options.reports, panels, regression_caption(panels), regression_body(inputs))
-    return Outcome(spec, checks, report, trainer.trained, len(runs) + len(twin_runs) - trainer.trained, wall_s, warnings)
+    return Outcome(spec, checks, report, fetcher.trained, len(runs) + len(twin_runs) - fetcher.trained, wall_s, warnings)
 
 
 def twin_results(
@@ -82,7 +82,7 @@ def twin_results(
     results: Results,
     targets: list[tuple[str, float]],
     twin_data: Dataset,
-    trainer: Trainer,
+    fetcher: RunFetcher,
     optima: dict[float, float],
 ) -> tuple[Results, list[StoredRun]]:
     """Each (model, lr) of `targets` rerun on the one-ulp twin of the data (keyed by its
@@ -93,7 +93,7 @@ def twin_results(
         for seed in spec.seeds:
             config = run_config(spec, spec.model(name), lr, seed)
             runs.append(Run(name, lr, seed, config, config.key(twin_data.fingerprint)))
-    stored = trainer.fetch(f"{spec.id} (one-ulp twins)", runs, lambda run: twin_data)
+    stored = fetcher.fetch(f"{spec.id} (one-ulp twins)", runs, lambda run: twin_data)
     by_lr: dict[str, dict[float, ModelResult]] = {}
     for name, lr in targets:
         seed_runs = [stored[run.key] for run in runs if (run.model, run.lr) == (name, lr)]

@@ -13,7 +13,7 @@ from overparam.engine.optim import GradientDescent, Optimizer
 from overparam.kinds.regression.models import EndToEndModel, LinearNet, ModelSpec, WarmupFormModel
 from overparam.losses import LpLoss
 from overparam.strict import UNIQUE, equals, strict_with, when
-from overparam.yamlpos import Path_
+from overparam.yamlpos import KeyPath
 
 
 class Train(BaseModel):
@@ -205,7 +205,7 @@ class RegressionSpec(Claim):
                 return False
         return True
 
-    def reference_errors(self) -> list[tuple[Path_, str]]:
+    def reference_errors(self) -> list[tuple[KeyPath, str]]:
         problems = super().reference_errors()
         if self.tune.refine is not None and self.train.horizon is not None:
             problems.append((("tune", "refine"), "refined lrs would not fit the horizon schedule; use train.steps, or drop refine"))
@@ -227,6 +227,6 @@ class RegressionSpec(Claim):
             if isinstance(model, WarmupFormModel) and self.train.weight_decay:
                 problems.append((("models", i, "kind"), "the warm-up form has no weight decay; set train.weight_decay to 0"))
         for i, check in enumerate(self.checks):
-            if getattr(check, "curve", None) == "end_to_end" and not self.train.record_end_to_end:
+            if check.read_curve() == "end_to_end" and not self.train.record_end_to_end:
                 problems.append((("checks", i, "curve"), "comparing end-to-end vectors needs train.record_end_to_end: true"))
         return problems

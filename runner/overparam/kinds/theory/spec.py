@@ -6,10 +6,10 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, StatementId
+from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, SpecCheck, StatementId
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.strict import STRICT, given, strict_with
-from overparam.yamlpos import Path_
+from overparam.yamlpos import KeyPath
 
 # YAML has lists, not tuples: a tuple field takes a list (strict=False), its entries stay strict.
 Size = Annotated[int, Field(strict=True, ge=1, le=64)]
@@ -70,7 +70,7 @@ class NotAGradientProbe(BaseModel):
 Probe = Annotated[PrecondSpectrumProbe | SingleOutputRuleProbe | EndToEndFlowProbe | NotAGradientProbe, Field(discriminator="kind")]
 
 
-class ValueCheck(BaseModel):
+class ValueCheck(SpecCheck):
     """lo ≤ a probe's metric ≤ hi, for every seed."""
 
     model_config = strict_with(given("lo", "hi"))
@@ -81,9 +81,6 @@ class ValueCheck(BaseModel):
     says: str = ""
     role: Role = Field("claim", description=ROLE_TEXT)
     decides: StatementId | None = Field(None, description=DECIDES_TEXT)
-
-    def model_refs(self) -> list[tuple[Path_, str]]:
-        return []
 
 
 METRIC_RULE = "each check's metric is one that the probe measures: " + "; ".join(
@@ -110,7 +107,7 @@ class TheorySpec(Claim):
     def listing(self) -> str:
         return f"probe: {self.probe.kind}"
 
-    def reference_errors(self) -> list[tuple[Path_, str]]:
+    def reference_errors(self) -> list[tuple[KeyPath, str]]:
         problems = super().reference_errors()
         known = self.probe.METRICS
         for i, check in enumerate(self.checks):
