@@ -14,9 +14,9 @@ import overparam  # noqa: F401 - first: it puts MKL in reproducible mode before 
 from overparam.data import load_dataset
 from overparam.data.dataset import Dataset
 from overparam.engine.kernel import FusedKernel, compiler, fused_kernel
-from overparam.plan import plan_runs
 from overparam.specload import load_spec
 from overparam.store import RunStore
+from overparam.sweep.plan import plan_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -17,7 +17,7 @@ from conftest import all_losses, planned_runs_of_every_kind, small_spec, write_s
 from overparam.checkpoint import Checkpoints
 from overparam.errors import EnvironmentFault
 from overparam.plan import grouped
-from overparam.trainer import train_group
+from overparam.sweep.train import train_group
 
 
 def test_a_group_stopped_mid_way_resumes_from_its_checkpoint_bit_for_bit(tmp_path: Path) -> None:

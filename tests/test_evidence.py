@@ -20,14 +20,15 @@ from overparam.cli import app
 from overparam.data import load_dataset
 from overparam.data.dataset import one_ulp_up
 from overparam.evidence import assessed
-from overparam.kinds.regression.spec import RegressionSpec
 from overparam.losses import lp_optimum
-from overparam.plan import plan_runs
-from overparam.refine import Tuning, midpoints, tune
 from overparam.results import ModelResult, Results
-from overparam.select import LrScore
 from overparam.session import Options, RunFetcher, Session
 from overparam.specload import load_spec
+from overparam.sweep.plan import plan_runs
+from overparam.sweep.refine import Tuning, midpoints, tune
+from overparam.sweep.select import LrScore
+from overparam.sweep.spec import RegressionSpec
+from overparam.sweep.train import train_group
 
 
 class Quiet:
@@ -68,7 +69,7 @@ def tuned_pick(tmp_path: Path, refine: int | None) -> tuple[float, list[float], 
     spec = load_spec(path, None)
     assert isinstance(spec, RegressionSpec)
     data = load_dataset(spec.data, path, None)
-    fetcher = RunFetcher(Options(tmp_path / "store.sqlite", tmp_path / "reports"), Session(), Quiet())
+    fetcher = RunFetcher(Options(tmp_path / "store.sqlite", tmp_path / "reports"), Session(), Quiet(), train_group)
     runs = plan_runs(spec, data.fingerprint)
     stored = fetcher.fetch("grid", runs, lambda _: data)
     tuning = Tuning(spec, data, list(runs), {2.0: lp_optimum(data.X, data.y, 2.0)[1]})

@@ -20,7 +20,7 @@ from overparam.engine.init import NormalInit, initial_layers
 from overparam.engine.kernel import BoundStep, FusedKernel, build, compiler, fused_kernel, load_kernel
 from overparam.engine.optim import AdaDelta, AdaGrad, Adam, Optimizer
 from overparam.plan import grouped
-from overparam.trainer import train_group
+from overparam.sweep.train import train_group
 
 
 def problem(dtype: torch.dtype, n: int = 60, d: int = 21) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,9 +228,9 @@ def test_without_a_working_compiler_the_engine_falls_back_with_one_line(
 
 def trained_by(kernel: FusedKernel | None, runs: list, dataset, monkeypatch: pytest.MonkeyPatch) -> list:
     """Every run trained in one program with `kernel` (None: torch ops)."""
-    import overparam.trainer
+    import overparam.sweep.train
 
-    monkeypatch.setattr(overparam.trainer, "kernel_for", lambda device: kernel)
+    monkeypatch.setattr(overparam.sweep.train, "kernel_for", lambda device: kernel)
     return [r for group in grouped(runs) for r in train_group(group, dataset, "cpu", lambda _: None)]
 
 

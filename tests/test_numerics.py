@@ -135,7 +135,7 @@ def test_an_emulation_with_a_width_starts_where_the_random_net_starts() -> None:
     """`end_to_end` with `width` starts at the product of the same-seed net's random layers (each
     entry a correctly rounded sum, so the same bits on every CPU), and without `width` its shape
     (part of the run key) is what it was before the key existed."""
-    from overparam.kinds.regression.models import EndToEndModel
+    from overparam.sweep.models import EndToEndModel
 
     init = NormalInit(kind="normal", std=0.3)
     layers = initial_layers(init, 7, 3, 6, seed=5)

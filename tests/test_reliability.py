@@ -17,7 +17,7 @@ import torch
 from conftest import all_losses, planned_runs_of_every_kind, small_spec, write_spec
 from overparam.engine.kernel import fused_kernel
 from overparam.plan import MAX_SHARED_RUNS, grouped
-from overparam.trainer import train_group
+from overparam.sweep.train import train_group
 
 pytestmark = pytest.mark.slow  # processes, kills and many batch compositions: minutes
 

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import REPO, small_spec, write_spec
 from overparam.errors import OverparamError
-from overparam.kinds.regression.spec import RegressionSpec
 from overparam.specload import check_all_profiles, load_spec
+from overparam.sweep.spec import RegressionSpec
 
 LINE = r"^.+\.yaml:\d+:\d+: "
 

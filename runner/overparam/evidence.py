@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from overparam.checks import Check, CheckResult, ConvergesCheck, Stability, relative_distance
 from overparam.results import ModelResult, Results
-from overparam.select import LrScore
+from overparam.sweep.select import LrScore
 
 
 def read_lrs(check: Check, picked: dict[str, ModelResult]) -> dict[str, float]:

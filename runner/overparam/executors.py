@@ -22,20 +22,35 @@ from typing import Any, Protocol
 
 import torch
 
-from overparam.checkpoint import Checkpoints
+from overparam.checkpoint import Checkpoints, GroupCheckpoint
 from overparam.data.dataset import Dataset
 from overparam.errors import OverparamError
 from overparam.plan import Run, grouped
 from overparam.store import RunStore, StoredRun
-from overparam.trainer import StepsDone, train_group
+
+
+class StepsDone(Protocol):
+    def __call__(self, run_steps: int, resumed: bool = False) -> None:
+        """`run_steps` just finished; `resumed`: finished in an earlier process (a checkpoint's), so
+        they count toward what is done but not toward the pace."""
+
+
+class GroupTrainer(Protocol):
+    """What trains one group of runs on its data, from its checkpoint if one is kept: a kind's own
+    (the lr sweeps': sweep.train.train_group), a top-level function, so a worker process gets it."""
+
+    def __call__(
+        self, group: list[Run], dataset: Dataset, device: str, on_progress: StepsDone, checkpoint: GroupCheckpoint | None = None
+    ) -> list[StoredRun]: ...
 
 
 @dataclass(frozen=True)
 class Job:
-    """One group of runs that share a batched program, and the data they train on."""
+    """One group of runs that share a batched program, the data they train on, and what trains them."""
 
     runs: list[Run]
     dataset: Dataset
+    train: GroupTrainer
 
     @property
     def run_steps(self) -> int:
@@ -47,8 +62,8 @@ class Job:
         return 3 * self.dataset.X.numel() * 8 + sum(run.config.memory_bytes(d) for run in self.runs)
 
 
-def jobs_for(runs: list[Run], dataset: Dataset) -> list[Job]:
-    return [Job(group, dataset) for group in grouped(runs)]
+def jobs_for(runs: list[Run], dataset: Dataset, train: GroupTrainer) -> list[Job]:
+    return [Job(group, dataset, train) for group in grouped(runs)]
 
 
 def train_jobs(
@@ -108,7 +123,7 @@ class InProcess:
     def results(self, jobs: list[Job], device: str, on_progress: StepsDone, checkpoints: Checkpoints | None) -> Iterator[list[StoredRun]]:
         for job in jobs:
             checkpoint = checkpoints.for_group([run.key for run in job.runs]) if checkpoints else None
-            yield train_group(job.runs, job.dataset, device, on_progress, checkpoint)
+            yield job.train(job.runs, job.dataset, device, on_progress, checkpoint)
 
 
 class LocalProcesses:
@@ -122,7 +137,7 @@ class LocalProcesses:
         context = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pool
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)) as pool:
             pending: dict[Future[list[StoredRun]], Job] = {
-                pool.submit(train_in_worker, job.runs, job.dataset, device, threads, checkpoints): job for job in jobs
+                pool.submit(train_in_worker, job.train, job.runs, job.dataset, device, threads, checkpoints): job for job in jobs
             }
             try:
                 while pending:
@@ -161,7 +176,7 @@ class RayExecutor:
         for job in jobs:
             if id(job.dataset) not in data_refs:  # each dataset goes to the object store once
                 data_refs[id(job.dataset)] = ray.put(job.dataset)
-            pending[task.remote(job.runs, data_refs[id(job.dataset)], device, 1)] = job
+            pending[task.remote(job.train, job.runs, data_refs[id(job.dataset)], device, 1)] = job
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -201,14 +216,14 @@ def _die_with(parent: int) -> None:
 
 
 def train_in_worker(
-    runs: list[Run], dataset: Dataset, device: str, threads: int, checkpoints: Checkpoints | None = None
+    train: GroupTrainer, runs: list[Run], dataset: Dataset, device: str, threads: int, checkpoints: Checkpoints | None = None
 ) -> list[StoredRun]:
     """A worker's whole job: train one group with `threads` threads, hand the results back."""
     torch.set_num_threads(threads)
     checkpoint = checkpoints.for_group([run.key for run in runs]) if checkpoints else None
     _between_groups.clear()
     try:
-        return train_group(runs, dataset, device, _no_progress, checkpoint)
+        return train(runs, dataset, device, _no_progress, checkpoint)
     finally:
         _between_groups.set()
 

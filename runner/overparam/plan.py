@@ -1,19 +1,14 @@
-"""Expand a spec into runs (model × lr × seed) and group the runs one batched program can share."""
+"""What a run is, whatever trains it (its config, hashed into its key, and the engine version), and
+how runs are grouped into the batched programs that train them together. Each kind that trains
+runs has its own RunConfig (the lr sweeps': sweep/config.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-
-from overparam.engine.init import Init
-from overparam.engine.optim import Optimizer
-from overparam.kinds.regression.models import ModelSpec
-from overparam.kinds.regression.spec import RegressionSpec
-from overparam.losses import LpLoss
 
 # Bump when a change to the engine changes numbers: it invalidates the store. 3: groups padded to 4,
 # MKL strict mode; 4: the ℓp factor p/n applied to the gradient, not the residual; 5: plain GD on
@@ -41,35 +36,6 @@ class RunConfig(BaseModel):
     def key(self, data_fingerprint: str) -> str:
         blob = json.dumps({"config": self.model_dump(), "data": data_fingerprint, "engine": ENGINE_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-class LinearRunConfig(RunConfig):
-    """A regression run: a linear model (its kind's shape) on ℓp regression."""
-
-    model: dict[str, Any]  # the model kind's shape (kinds/regression/models.py)
-    init: Init
-    loss: LpLoss
-    optimizer: Optimizer
-    lr: float
-    seed: int
-    steps: int
-    record_every: int
-    weight_decay: float
-    dtype: Literal["float64", "float32"]
-    record_end_to_end: bool
-
-    def total_steps(self) -> int:
-        return self.steps
-
-    def memory_bytes(self, d: int) -> int:
-        depth, width = int(self.model.get("depth", 2)), self.model.get("width") or d
-        params = d if depth == 1 else d * width + width * width * (depth - 2) + width
-        if self.model["kind"] == "end_to_end":
-            params += d * d  # rule (10) moves W_e by matrix powers of d × d
-        copies = 8  # weights, gradient, two optimizer slots, the checkpoint's copy, the kernels' work
-        recorded = self.steps // self.record_every + 1
-        itemsize = 8 if self.dtype == "float64" else 4
-        return copies * itemsize * params + 8 * recorded * (1 + (d if self.record_end_to_end else 0))
 
 
 @dataclass(frozen=True)
@@ -101,33 +67,6 @@ PASS_SHARED = ("loss", "steps", "record_every", "dtype", "record_end_to_end")
 # A pass over the data costs the same per run from about 48 runs up (bench/engine_speed.py), so
 # packing beyond this only takes parallelism away from the executors.
 MAX_SHARED_RUNS = 64
-
-
-def plan_runs(spec: RegressionSpec, data_fingerprint: str) -> list[Run]:
-    runs = []
-    for model in spec.models:
-        for lr in spec.lr_grid(model.name):
-            for seed in spec.seeds:
-                config = run_config(spec, model, lr, seed)
-                runs.append(Run(model.name, lr, seed, config, config.key(data_fingerprint)))
-    return runs
-
-
-def run_config(spec: RegressionSpec, model: ModelSpec, lr: float, seed: int) -> LinearRunConfig:
-    steps, record_every = spec.train.schedule(lr)
-    return LinearRunConfig(
-        model=model.shape(),
-        init=model.init or spec.train.init,
-        loss=spec.loss_of(model.name),
-        optimizer=model.optimizer_of(spec.train.optimizer),
-        lr=lr,
-        seed=seed,
-        steps=steps,
-        record_every=record_every,
-        weight_decay=spec.train.weight_decay,
-        dtype=spec.train.dtype,
-        record_end_to_end=spec.train.record_end_to_end,
-    )
 
 
 def grouped(runs: list[Run]) -> list[list[Run]]:

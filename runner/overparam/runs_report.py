@@ -14,8 +14,8 @@ from overparam.data.dataset import Dataset
 from overparam.figures import gap_figure
 from overparam.report import checks_section, header, key_value_table, report_files, run_provenance, table_row, write_atomic
 from overparam.results import ModelResult, Results, median
-from overparam.select import LrScore
 from overparam.store import StoredRun
+from overparam.sweep.select import LrScore
 
 
 @dataclass(frozen=True)

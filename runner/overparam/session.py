@@ -13,7 +13,7 @@ from overparam.checks import CheckResult
 from overparam.claim import Claim, Judgement
 from overparam.data.dataset import Dataset
 from overparam.errors import OverparamError
-from overparam.executors import Executor, InProcess, jobs_for, train_jobs
+from overparam.executors import Executor, GroupTrainer, InProcess, jobs_for, train_jobs
 from overparam.plan import Run
 from overparam.store import RunStore, StoredRun
 
@@ -86,12 +86,13 @@ class Outcome:
 
 @dataclass
 class RunFetcher:
-    """Runs from the store, training the missing ones where the session says, each on its data;
-    counts how many it trained over the invocation of one spec."""
+    """Runs from the store, training the missing ones with `train` where the session says, each on
+    its data; counts how many it trained over the invocation of one spec."""
 
     options: Options
     session: Session
     progress: Progress
+    train: GroupTrainer
     trained: int = 0
 
     def fetch(self, label: str, runs: list[Run], data_of: Callable[[Run], Dataset]) -> dict[str, StoredRun]:
@@ -99,7 +100,7 @@ class RunFetcher:
             by_data: dict[str, list[Run]] = {}
             for run in todo:
                 by_data.setdefault(data_of(run).fingerprint, []).append(run)
-            jobs = [job for group in by_data.values() for job in jobs_for(group, data_of(group[0]))]
+            jobs = [job for group in by_data.values() for job in jobs_for(group, data_of(group[0]), self.train)]
             options = self.options
             train_jobs(jobs, self.session.executor, store, options.device, self.progress.advance, options.checkpoints([job.runs for job in jobs]))
 

@@ -13,11 +13,11 @@ import torch
 
 from overparam.checkpoint import Checkpoints, GroupCheckpoint
 from overparam.engine.convnet import train_convnet
+from overparam.executors import StepsDone
 from overparam.kinds.convnet.spec import ConvnetSpec, ConvnetTrain
 from overparam.plan import Run, RunConfig
 from overparam.results import ModelResult, Results
 from overparam.store import RunStore, StoredRun
-from overparam.trainer import StepsDone
 
 
 class ConvnetRunConfig(RunConfig):

@@ -14,12 +14,12 @@ from overparam.kind import Kind
 from overparam.kinds.maps.cells import RowResult, evaluate_region, map_cells
 from overparam.kinds.maps.report import MapInputs, data_facts, write_map_report
 from overparam.kinds.maps.spec import BASELINE_DEPTH, MapSpec, RegionCheck, depth_name
-from overparam.kinds.regression.kind import dataset_for, optimum_for, optimum_point_for, twin_results
-from overparam.plan import plan_runs
-from overparam.refine import Tuning, edge_warnings, tune
 from overparam.results import Results
 from overparam.session import Options, Outcome, Progress, RunFetcher, Session
-from overparam.trainer import DTYPES
+from overparam.sweep.plan import plan_runs
+from overparam.sweep.refine import Tuning, edge_warnings, tune
+from overparam.sweep.runs import dataset_for, optimum_for, optimum_point_for, twin_results
+from overparam.sweep.train import DTYPES, train_group
 
 
 def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
@@ -28,7 +28,7 @@ def verify(spec: MapSpec, spec_path: Path, options: Options, session: Session, p
     planned = {name: plan_runs(row, data[name].fingerprint) for name, row in rows.items()}
     unique = list({run.key: run for runs in planned.values() for run in runs}.values())  # rows may share runs
     data_of = {run.key: data[name] for name, runs in planned.items() for run in runs}
-    fetcher = RunFetcher(options, session, progress)
+    fetcher = RunFetcher(options, session, progress, train_group)
     stored = fetcher.fetch(spec.id, unique, lambda run: data_of[run.key])
     tunings = {
         name: Tuning(row, data[name], list(planned[name]), {p: optimum_for(session, data[name], p) for p in row.exponents})

@@ -17,11 +17,11 @@ from overparam.data.dataset import Dataset
 from overparam.figures import COLOURS, plt, save_atomic
 from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
-from overparam.kinds.regression.spec import RegressionSpec
 from overparam.losses import exact_mean_abs_power
 from overparam.report import checks_section, header, key_value_table, report_files, run_provenance, write_atomic
 from overparam.results import median
 from overparam.store import StoredRun
+from overparam.sweep.spec import RegressionSpec
 
 
 @dataclass(frozen=True)

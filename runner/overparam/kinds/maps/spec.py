@@ -18,10 +18,10 @@ from overparam.checks import DECIDES_TEXT, ROLE_TEXT, Role, SpecCheck, Statement
 from overparam.claim import CLAIM_RULES, Claim
 from overparam.data import DataSpec
 from overparam.engine.init import NormalInit
-from overparam.kinds.regression.models import LinearNet
-from overparam.kinds.regression.spec import RegressionSpec, Train, Tune
 from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, equals, given, strict_with, when
+from overparam.sweep.models import LinearNet
+from overparam.sweep.spec import RegressionSpec, Train, Tune
 from overparam.yamlpos import KeyPath
 
 Axis = Literal["p", "init_std", "width", "data"]

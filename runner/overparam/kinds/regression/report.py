@@ -11,12 +11,12 @@ from pydantic import BaseModel
 from overparam.checks import CloseCheck, ConvergesCheck
 from overparam.evidence import step_below
 from overparam.figures import COLOURS, LOWER
-from overparam.kinds.regression.models import ModelSpec
-from overparam.kinds.regression.spec import RegressionSpec, Train
 from overparam.report import key_value_table
 from overparam.results import ROUNDING, ModelResult, median, metric_per_seed
 from overparam.runs_report import Panels, ReportInputs
-from overparam.select import score_text
+from overparam.sweep.models import ModelSpec
+from overparam.sweep.select import score_text
+from overparam.sweep.spec import RegressionSpec, Train
 
 
 def regression_panels(inputs: ReportInputs) -> Panels:

@@ -13,12 +13,13 @@ import math
 from dataclasses import dataclass
 
 from overparam.data.dataset import Dataset
-from overparam.kinds.regression.spec import RegressionSpec
-from overparam.plan import Run, run_config
+from overparam.plan import Run
 from overparam.results import Results
-from overparam.select import LrScore, select_models
 from overparam.session import RunFetcher
 from overparam.store import StoredRun
+from overparam.sweep.plan import run_config
+from overparam.sweep.select import LrScore, select_models
+from overparam.sweep.spec import RegressionSpec
 
 SIGNIFICANT = 3  # refined lrs are kept to 3 significant digits, readable and retypable into a spec
 SLACK = 1.01  # ... so "within a factor" allows the 1% that rounding a midpoint can add

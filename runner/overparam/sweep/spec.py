@@ -10,9 +10,9 @@ from overparam.claim import CLAIM_RULES, Claim
 from overparam.data import DataSpec
 from overparam.engine.init import Init, NormalInit
 from overparam.engine.optim import GradientDescent, Optimizer
-from overparam.kinds.regression.models import EndToEndModel, LinearNet, ModelSpec, WarmupFormModel
 from overparam.losses import LpLoss
 from overparam.strict import UNIQUE, equals, strict_with, when
+from overparam.sweep.models import EndToEndModel, LinearNet, ModelSpec, WarmupFormModel
 from overparam.yamlpos import KeyPath
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 import torch
 
@@ -11,21 +10,17 @@ from overparam.checkpoint import GroupCheckpoint
 from overparam.data.dataset import Dataset
 from overparam.engine import Stacked, run_loop
 from overparam.engine.kernel import kernel_for
-from overparam.kinds.regression.models import Model, model_kind
-from overparam.plan import LinearRunConfig, Run
+from overparam.executors import StepsDone
+from overparam.plan import Run
 from overparam.store import StoredRun
+from overparam.sweep.config import LinearRunConfig
+from overparam.sweep.models import Model, model_kind
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 # BLAS takes other kernels (another summation order) for products with 1–3 runs than for 4 or
 # more; padding each model's runs to 4 makes a run's numbers independent of the group it lands in
 # (tests/test_reliability.py proves it bit for bit). The padding copies are trained and dropped.
 MIN_BATCH = 4
-
-
-class StepsDone(Protocol):
-    def __call__(self, run_steps: int, resumed: bool = False) -> None:
-        """`run_steps` just finished; `resumed`: finished in an earlier process (a checkpoint's), so
-        they count toward what is done but not toward the pace."""
 
 
 def train_group(

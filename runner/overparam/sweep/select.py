@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from overparam.kinds.regression.spec import RegressionSpec
 from overparam.plan import Run
 from overparam.results import ROUNDING, ModelResult, Results, median, metric_per_seed
 from overparam.store import StoredRun
+from overparam.sweep.spec import RegressionSpec
 
 GAP_FLOOR = 1e-300  # log of a gap that rounding made ≤ 0
 

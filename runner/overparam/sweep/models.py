@@ -17,7 +17,7 @@ from overparam.losses import LpLoss
 from overparam.strict import STRICT, UNIQUE, ModelName
 
 if TYPE_CHECKING:
-    from overparam.plan import LinearRunConfig
+    from overparam.sweep.config import LinearRunConfig
 
 Model = DeepLinear | EndToEnd | WarmupForm
 
