@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import small_spec, write_spec
+from conftest import all_losses, small_spec, write_spec
 from overparam import pipeline
 from overparam.cli import app
 from overparam.errors import EnvironmentFault
@@ -201,7 +201,18 @@ def test_a_title_or_model_name_is_text_never_markup_or_mathtext(tmp_path: Path) 
     assert listed.exit_code == 0 and "[/x]" in listed.output
 
 
-def test_jobs_on_a_convnet_spec_is_said_not_silently_ignored(tmp_path: Path, mnist_dir: Path) -> None:
+def test_a_convnet_spec_trains_through_the_executors(tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 2 spreads the convnet's runs over worker processes, one run a group, not ignored."""
+    from overparam import executors
+
+    seen: list[int] = []
+    real = executors.LocalProcesses.results
+
+    def counted(self, jobs, *args):  # noqa: ANN001, ANN002, ANN202
+        seen.extend(len(job.runs) for job in jobs)
+        return real(self, jobs, *args)
+
+    monkeypatch.setattr(executors.LocalProcesses, "results", counted)
     spec = {
         "id": "tiny_convnet",
         "experiment": "convnet",
@@ -210,10 +221,14 @@ def test_jobs_on_a_convnet_spec_is_said_not_silently_ignored(tmp_path: Path, mni
         "verdict": {"status": "by checks"},
         "data": {"kind": "mnist", "split": "test", "path": str(mnist_dir)},
         "train": {"steps": 4, "record_every": 2, "batch_size": 16},
-        "models": [{"name": "original", "kind": "tutorial_convnet"}],
-        "seeds": [0],
+        "models": [{"name": "original", "kind": "tutorial_convnet"}, {"name": "twin", "kind": "tutorial_convnet", "overparameterized": True}],
+        "seeds": [0, 1],
         "checks": [{"kind": "bound", "metric": "final_loss", "model": "original", "hi": 10.0}],
     }
-    result = invoke("run", write_spec(tmp_path, spec), "--jobs", "2", *run_args(tmp_path))
+    path = write_spec(tmp_path, spec)
+    result = invoke("run", path, "--jobs", "2", *run_args(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "convnet runs trained in this process; --jobs and --executor apply to the other kinds" in result.output
+    assert seen == [1, 1, 1, 1] and "4 runs trained" in result.output
+    alone = invoke("run", path, "--store", tmp_path / "alone.sqlite", "--reports", tmp_path / "alone")
+    assert alone.exit_code == 0, alone.output
+    assert all_losses(tmp_path / "alone.sqlite") == all_losses(tmp_path / "store.sqlite")  # in a worker or not, the same bits

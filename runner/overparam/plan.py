@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +24,9 @@ class RunConfig(BaseModel):
     trains runs has its own (the regression kind's is `LinearRunConfig`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    # Whether runs that differ only in lr, seed and init train as one batched program; a run that
+    # is already one program of its own (the convnet's) is a group alone, so groups spread over workers.
+    batchable: ClassVar[bool] = True
 
     def total_steps(self) -> int:
         raise NotImplementedError
@@ -72,13 +76,17 @@ MAX_SHARED_RUNS = 64
 def grouped(runs: list[Run]) -> list[list[Run]]:
     """The programs to train, in first-seen order. Runs of one `batch_key` form one batched
     model; models with the same `pass_key` are packed into one program, which makes one pass
-    over the data per step for all of them, as long as it stays within MAX_SHARED_RUNS runs."""
+    over the data per step for all of them, as long as it stays within MAX_SHARED_RUNS runs.
+    A run whose config is not batchable is a program alone."""
     shapes: dict[str, list[Run]] = {}
     for run in runs:
-        shapes.setdefault(run.batch_key, []).append(run)
+        shapes.setdefault(run.batch_key if run.config.batchable else run.key, []).append(run)
     programs: list[list[Run]] = []
     filling: dict[str, list[Run]] = {}  # the program each pass_key is adding to
     for shape in shapes.values():
+        if not shape[0].config.batchable:
+            programs.append(shape)
+            continue
         program = filling.get(shape[0].pass_key)
         if program is not None and len(program) + len(shape) <= MAX_SHARED_RUNS:
             program.extend(shape)

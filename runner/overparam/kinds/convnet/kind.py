@@ -11,15 +11,12 @@ import torch
 from overparam.checks import Stability, evaluate
 from overparam.data.dataset import Dataset
 from overparam.data.mnist import load_mnist
-from overparam.executors import InProcess
 from overparam.kind import Kind
 from overparam.kinds.convnet.report import BATCH_LOSS, convnet_body, convnet_panels
-from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, train_convnet_runs
+from overparam.kinds.convnet.runs import convnet_results, plan_convnet_runs, train_convnet_group
 from overparam.kinds.convnet.spec import ConvnetSpec
-from overparam.plan import Run
 from overparam.runs_report import ReportInputs, write_report
-from overparam.session import Options, Outcome, Progress, Session, stored_runs
-from overparam.store import RunStore
+from overparam.session import Options, Outcome, Progress, RunFetcher, Session
 
 
 def images_for(session: Session, spec: ConvnetSpec, spec_path: Path) -> tuple[torch.Tensor, torch.Tensor, Dataset]:
@@ -36,14 +33,11 @@ def images_for(session: Session, spec: ConvnetSpec, spec_path: Path) -> tuple[to
 
 
 def verify(spec: ConvnetSpec, spec_path: Path, options: Options, session: Session, progress: Progress, start: float) -> Outcome:
-    images, labels, data = images_for(session, spec, spec_path)
+    data = images_for(session, spec, spec_path)[2]
     runs = plan_convnet_runs(spec, data.fingerprint)
-
-    def train(todo: list[Run], store: RunStore) -> None:
-        checkpoints = options.checkpoints([[run] for run in todo])  # each run is its own group
-        train_convnet_runs(todo, images, labels, store, options.device, progress.advance, checkpoints)
-
-    stored, trained = stored_runs(spec.id, runs, options, progress, train)
+    fetcher = RunFetcher(options, session, progress, train_convnet_group)  # each run its own group: --jobs spreads them
+    stored = fetcher.fetch(spec.id, runs, lambda _: data)
+    trained = fetcher.trained
     results = convnet_results(spec, runs, stored)
     checks = [replace(evaluate(check, results), stability=NOT_ASSESSED) for check in spec.checks]
     wall_s = time.perf_counter() - start
@@ -62,13 +56,7 @@ def verify(spec: ConvnetSpec, spec_path: Path, options: Options, session: Sessio
         device=options.device,
     )
     report = write_report(inputs, options.reports, convnet_panels(inputs), CAPTION, convnet_body(inputs), marked=BATCH_LOSS)
-    # Its runs train here, one after the other: --jobs N and --executor ray place regression runs only.
-    alone = (
-        []
-        if isinstance(session.executor, InProcess) or not trained
-        else [f"its {trained} convnet runs trained in this process; --jobs and --executor apply to the other kinds"]
-    )
-    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s, alone)
+    return Outcome(spec, checks, report, trained, len(runs) - trained, wall_s)
 
 
 CAPTION = (

@@ -1,4 +1,4 @@
-"""The convnet claim's runs: plan (model × seed), train the missing ones, read results.
+"""The convnet claim's runs: plan (model × seed), train one (the executors train the missing ones), read results.
 
 Each run is one torch.nn training (float32, CPU or CUDA); its batch cross-entropy is stored
 as the run's loss curve (L* = 0) and the L2 penalty term beside it.
@@ -7,22 +7,24 @@ as the run's loss curve (L* = 0) and the L2 penalty term beside it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from overparam.checkpoint import Checkpoints, GroupCheckpoint
+from overparam.checkpoint import GroupCheckpoint
+from overparam.data.dataset import Dataset
 from overparam.engine.convnet import train_convnet
 from overparam.executors import StepsDone
 from overparam.kinds.convnet.spec import ConvnetSpec, ConvnetTrain
 from overparam.plan import Run, RunConfig
 from overparam.results import ModelResult, Results
-from overparam.store import RunStore, StoredRun
+from overparam.store import StoredRun
 
 
 class ConvnetRunConfig(RunConfig):
     """A convnet run: the model (original or overparameterized twin), the training, the seed."""
 
+    batchable: ClassVar[bool] = False  # each run is one torch program of its own
     model: dict[str, Any]  # {kind, overparameterized} (+ added_factors where not the identity, so older keys stay)
     train: ConvnetTrain
     seed: int
@@ -43,23 +45,14 @@ def plan_convnet_runs(spec: ConvnetSpec, data_fingerprint: str) -> list[Run]:
     return runs
 
 
-def train_convnet_runs(
-    runs: list[Run],
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    store: RunStore,
-    device: str,
-    on_progress: StepsDone,
-    checkpoints: Checkpoints | None = None,
-) -> None:
-    """One run at a time (each is already a batched program), stored as it finishes. With
-    `checkpoints`, a run saves its state every few minutes and on Ctrl-C, and resumes from it."""
-    images, labels = images.to(device), labels.to(device)
-    for run in runs:
-        checkpoint = checkpoints.for_group([run.key]) if checkpoints is not None else None
-        store.put([_trained(run, images, labels, device, on_progress, checkpoint)])
-        if checkpoints is not None:
-            checkpoints.discard([run.key])
+def train_convnet_group(
+    group: list[Run], dataset: Dataset, device: str, on_progress: StepsDone, checkpoint: GroupCheckpoint | None = None
+) -> list[StoredRun]:
+    """The convnet's GroupTrainer (executors): a group is one run (its config is not batchable),
+    trained on MNIST held as a Dataset of flattened pixels (X) and labels (y). With a checkpoint,
+    it saves its state every few minutes and on a stopping signal, and resumes from it."""
+    images, labels = dataset.X.view(-1, 1, 28, 28).to(device), dataset.y.to(device)
+    return [_trained(run, images, labels, device, on_progress, checkpoint) for run in group]
 
 
 def _trained(
