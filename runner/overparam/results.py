@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -88,6 +89,4 @@ def max_rel_dev(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+    return float(statistics.median(values))
