@@ -8,9 +8,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-# Titles and model names are the spec's text: "$…$" in one must print as typed, not as (possibly
-# invalid, hence crashing) mathtext. No figure uses mathtext.
-matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -18,7 +15,14 @@ from matplotlib.figure import Figure  # noqa: E402
 from overparam.atomic import write_whole  # noqa: E402
 from overparam.results import ModelResult  # noqa: E402
 
-__all__ = ["COLOURS", "LOWER", "gap_figure", "plt", "save_atomic"]
+__all__ = ["COLOURS", "LOWER", "gap_figure", "literal", "plt", "save_atomic"]
+
+
+def literal(text: str) -> str:
+    """A spec's text (a title, a model name) as matplotlib prints it as typed: "$…$" would be
+    mathtext, and invalid mathtext crashes the drawing. (Log axes' tick labels need mathtext: it
+    stays on.)"""
+    return text.replace("$", r"\$")
 
 # The paper's line colours, in its legend order.
 COLOURS = ["tab:blue", "tab:green", "tab:red", "tab:cyan", "tab:purple", "tab:olive", "tab:orange", "tab:brown"]
@@ -42,7 +46,7 @@ def gap_figure(
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), height), dpi=120, squeeze=False)
     for ax, (ylabel, results) in zip(axes[0], panels):
         _draw_panel(ax, results, ylabel, (marks or {}) if marked in (None, ylabel) else {}, below)
-    fig.suptitle(textwrap.fill(title, width=70 * len(panels)), fontsize=10)
+    fig.suptitle(textwrap.fill(literal(title), width=70 * len(panels)), fontsize=10)
     save_atomic(fig, path)
 
 
@@ -65,18 +69,18 @@ def _draw_panel(ax: Axes, results: list[ModelResult], ylabel: str, marks: dict[s
             ax.plot(*zip(*points), "x", color=colour, ms=8, mew=2)
             marked = True
         if result.lr is None:
-            ax.plot([], [], color=colour, label=f"{result.name} (no usable lr)")
+            ax.plot([], [], color=colour, label=f"{literal(result.name)} (no usable lr)")
             continue
         gaps = result.gaps.clamp_min(GAP_FLOOR)
         mid = gaps.median(dim=0).values
-        ax.plot(result.steps, mid, color=colour, lw=1.6, ls=style, label=f"{result.name} (lr {result.lr:g})")
+        ax.plot(result.steps, mid, color=colour, lw=1.6, ls=style, label=f"{literal(result.name)} (lr {result.lr:g})")
         if gaps.shape[0] > 1:
             ax.fill_between(result.steps, gaps.min(dim=0).values, gaps.max(dim=0).values, color=colour, alpha=0.18, lw=0)
     if marked:  # one legend entry for every model's crosses, in no model's colour
         ax.plot([], [], "x", color="0.35", ms=8, mew=2, label="× the paper, read off its figure (each model's colour)")
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(literal(ylabel))
     ax.grid(True, which="major", alpha=0.3)
     if below:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)

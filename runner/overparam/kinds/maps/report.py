@@ -14,7 +14,7 @@ import torch
 from overparam.checks import CheckResult
 from overparam.claim import paper_text
 from overparam.data.dataset import Dataset
-from overparam.figures import COLOURS, plt, save_atomic
+from overparam.figures import COLOURS, literal, plt, save_atomic
 from overparam.kinds.maps.cells import Cell
 from overparam.kinds.maps.spec import MapSpec
 from overparam.losses import exact_mean_abs_power
@@ -192,7 +192,7 @@ def _map_figure(inputs: MapInputs, path: Path) -> None:
             colour = "white" if dark else "black"
             left.text(j, i, _cell_text(inputs.cells[row, n]).replace(" (", "\n("), ha="center", va="center", fontsize=7, color=colour)
     left.set_xticks(range(len(depths)), [f"depth {n}" for n in depths])
-    left.set_yticks(range(len(rows)), rows)
+    left.set_yticks(range(len(rows)), [literal(row) for row in rows])
     left.set_title("speed-up over depth 1 (median over seeds)", fontsize=9)
     bar = fig.colorbar(image, ax=left)
     bar.set_label("log10 speed-up (blue: depth helps)")
@@ -201,7 +201,7 @@ def _map_figure(inputs: MapInputs, path: Path) -> None:
         cells = [inputs.cells[row, n] for n in depths]
         xs = [n for n, c in zip(depths, cells) if c.speedups is not None]
         usable = [c.speedups for c in cells if c.speedups is not None]
-        right.plot(xs, [median(s) for s in usable], marker="o", color=colour, label=row)
+        right.plot(xs, [median(s) for s in usable], marker="o", color=colour, label=literal(row))
         right.fill_between(xs, [min(s) for s in usable], [max(s) for s in usable], color=colour, alpha=0.18, lw=0)
     right.axhline(1.0, color="black", lw=0.8)
     right.set_yscale("log")
@@ -213,7 +213,7 @@ def _map_figure(inputs: MapInputs, path: Path) -> None:
     right.set_ylabel("speed-up over depth 1")
     right.grid(True, alpha=0.3)
     right.legend(fontsize=7)
-    fig.suptitle(inputs.spec.title, fontsize=10)
+    fig.suptitle(literal(inputs.spec.title), fontsize=10)
     save_atomic(fig, path)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from overparam import provenance
 from overparam.checks import CheckResult
 from overparam.claim import paper_text
-from overparam.figures import plt, save_atomic
+from overparam.figures import literal, plt, save_atomic
 from overparam.kinds.theory.probes import ProbeResult
 from overparam.kinds.theory.spec import TheorySpec
 from overparam.report import checks_section, header, key_value_table, report_files, write_atomic
@@ -71,12 +71,12 @@ def _figure(spec: TheorySpec, result: ProbeResult, path: Path) -> None:
             ax.set_xlabel("predicted eigenvalue Σ_j σ_r^{2(N−j)/N} σ_r'^{2(j−1)/N}")
             ax.set_ylabel("vᵀ P v, P built explicitly")
         else:
-            ax.plot(x, y, marker="o", label=label, linestyle="--" if "unbalanced" in label else "-")
+            ax.plot(x, y, marker="o", label=literal(label), linestyle="--" if "unbalanced" in label else "-")
             ax.set_xlabel("learning rate η (fixed horizon η·steps)")
             ax.set_ylabel("max ‖W_e(net) − W_e(rule 10)‖ / ‖W_e(rule 10)‖")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(spec.title, fontsize=9)
+    ax.set_title(literal(spec.title), fontsize=9)
     save_atomic(fig, path)
