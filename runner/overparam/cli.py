@@ -31,7 +31,21 @@ if TYPE_CHECKING:
 
 ExecutorKind = Literal["local", "ray"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.")
+EPILOG = (
+    "Exit codes: 0 every spec's stated verdict is current; 1 one is out of date; 2 bad input (one located line per problem); "
+    "3 a fault of the machine, the run store, a checkpoint or a record; 130 / 143 / 129 stopped by Ctrl-C / SIGTERM / SIGHUP "
+    "(the group in training is checkpointed first). "
+    "Environment: OVERPARAM_DATA, the folder of the UCI batch*.dat files; OVERPARAM_MNIST, the folder of the MNIST IDX files; "
+    "XDG_CACHE_HOME, where downloads are cached."
+)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs.",
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # click's plain help: no panels, no "<list[Path]>" type noise
+)
 # No emoji codes: `--device cuda:abc:` must print as typed, not as a picture.
 out = Console(soft_wrap=True, emoji=False)
 err = Console(stderr=True, soft_wrap=True, emoji=False)
@@ -39,9 +53,19 @@ err = Console(stderr=True, soft_wrap=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from overparam import __version__
+
+        out.print(f"overparam {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def options(
-    ctx: typer.Context, debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a fault (exit 3)")] = False
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a fault (exit 3); anywhere on the line")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
     """Verify the claims of Arora, Cohen & Hazan (ICML 2018) from YAML specs."""
     ctx.obj = {"debug": debug}
@@ -97,27 +121,32 @@ def _fault(lines: tuple[str, ...], context: Any) -> None:
     raise typer.Exit(3) from None
 
 
-SpecPaths = Annotated[list[Path], typer.Argument(help="spec files", show_default=False)]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="a named profile of the spec (e.g. paper)")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, or cuda / cuda:N where present")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with the UCI batch*.dat files")]
-FreshOpt = Annotated[bool, typer.Option("--fresh", help="ignore the run store: train every run again")]
-StoreOpt = Annotated[Path, typer.Option("--store", help="the run store (SQLite)")]
-ReportsOpt = Annotated[Path, typer.Option("--reports", help="where reports are written")]
-SpecsDirOpt = Annotated[Path, typer.Option("--specs", help="folder of spec files")]
-JobsOpt = Annotated[int, typer.Option("--jobs", min=1, max=1024, help="worker processes (or Ray tasks) training groups of runs at once")]
-ExecutorOpt = Annotated[ExecutorKind, typer.Option("--executor", help="local (this machine) or ray (pip install 'overparam\\[ray]')")]
+SpecPaths = Annotated[list[Path], typer.Argument(help="spec files, folders of them, or spec ids (looked up in ./specs)", show_default=False, metavar="SPEC")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="a named profile of the spec (e.g. paper)", metavar="NAME")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, or cuda / cuda:N where present", metavar="DEVICE")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with the UCI batch*.dat files", metavar="DIR")]
+FreshOpt = Annotated[bool, typer.Option("--fresh", help="ignore the run store: train every run again", metavar="")]
+StoreOpt = Annotated[Path, typer.Option("--store", help="the run store (SQLite)", metavar="FILE")]
+ReportsOpt = Annotated[Path, typer.Option("--reports", help="where reports are written", metavar="DIR")]
+SpecsDirOpt = Annotated[Path, typer.Option("--specs", help="folder of spec files", metavar="DIR")]
+JobsOpt = Annotated[int, typer.Option("--jobs", min=1, max=1024, help="worker processes (or Ray tasks) training groups of runs at once, 1–1024", metavar="N")]
+ExecutorOpt = Annotated[ExecutorKind, typer.Option("--executor", help="local (this machine) or ray (pip install 'overparam\\[ray]')", metavar="local|ray")]
 CheckpointOpt = Annotated[
     float,
     typer.Option(
-        "--checkpoint-every", min=1.0, help="seconds between checkpoints of a group in training, at least 1 (a kill loses at most this)"
+        "--checkpoint-every",
+        min=1.0,
+        help="seconds between checkpoints of a group in training, at least 1 (a kill loses at most this)",
+        metavar="SECONDS",
     ),
 ]
 StoredOnlyOpt = Annotated[
     bool,
-    typer.Option("--stored-only", help="train nothing: report from the run store (opened read-only), and stop (exit 2) if it lacks a run"),
+    typer.Option(
+        "--stored-only", help="train nothing: report from the run store (opened read-only), and stop (exit 2) if it lacks a run", metavar=""
+    ),
 ]
-AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001")]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001", metavar="URL")]
 
 
 @app.command()
@@ -137,12 +166,15 @@ def run(
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
     stored_only: StoredOnlyOpt = False,
 ) -> None:
-    """Run specs, check their claims, write reports/<id>.md."""
+    """Run specs, check their claims, write reports/<id>.md.
+
+    Example: overparam run l4_depth --profile paper --store reports/paper-runs.sqlite --stored-only"""
     from overparam.executors import make_executor
     from overparam.session import Options, Session
     from overparam.specload import load_spec
 
     options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every, stored_only)
+    specs = _spec_arguments(specs)
     _distinct_ids([(path, load_spec(path, profile)) for path in specs])  # every spec is checked before anything trains
     _checked_stored_only(store, stored_only, fresh)  # before _checked_outputs, which creates a missing store
     _checked_outputs(store, reports, stored_only)
@@ -168,7 +200,9 @@ def verify_all(
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
     stored_only: StoredOnlyOpt = False,
 ) -> None:
-    """Run every spec in a folder, then write the index reports/README.md."""
+    """Run every spec in a folder, then write the index reports/README.md.
+
+    Example: overparam verify-all --jobs 2"""
     from overparam.executors import make_executor
     from overparam.progress import InvocationPace
     from overparam.report import write_index
@@ -204,10 +238,13 @@ def verify_all(
 @app.command()
 @user_errors
 def validate(specs: SpecPaths) -> None:
-    """Check spec files (and every profile in them); print every problem as file:line:col."""
+    """Check spec files (and every profile in them); print every problem as file:line:col.
+
+    Example: overparam validate specs/"""
     from overparam.specload import check_all_profiles
 
     problems: list[str] = []
+    specs = _spec_arguments(specs)
     for path in specs:
         try:
             check_all_profiles(path)
@@ -221,27 +258,43 @@ def validate(specs: SpecPaths) -> None:
 @app.command("list")
 @user_errors
 def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
-    """A table of the claims in the specs folder."""
+    """A table of the claims in the specs folder; piped, one tab-separated line per claim, whole.
+
+    Example: overparam list | cut -f1"""
     from overparam.specload import load_spec
 
-    table = Table(title="claims")
-    for column in ("id", "group", "title", "verdict", "models", "checks", "profiles"):
-        table.add_column(column)
+    columns = ("id", "group", "title", "verdict", "models", "checks", "profiles")
+    rows = []
     for path in _spec_files(specs_dir):
         spec = load_spec(path)
-        cells = (spec.id, spec.group, spec.title, spec.verdict.status, spec.listing(), str(len(spec.checks)), ", ".join(spec.profiles) or "—")
-        table.add_row(*map(escape, cells))  # a title or model name is text, never rich markup
+        rows.append((spec.id, spec.group, spec.title, spec.verdict.status, spec.listing(), str(len(spec.checks)), ", ".join(spec.profiles) or "—"))
+    if not out.is_terminal:  # for cut, grep and scripts: nothing cut to the width of a terminal that is not there
+        sys.stdout.write("".join("\t".join(row) + "\n" for row in (columns, *rows)))
+        return
+    table = Table(title="claims")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*map(escape, row))  # a title or model name is text, never rich markup
     out.print(table)
 
 
 @app.command()
 @user_errors
-def schema() -> None:
+def schema(
+    kind: Annotated[str | None, typer.Option("--kind", help="one kind's schema: regression, convnet, theory or map", show_default=False)] = None,
+) -> None:
     """Print the JSON Schema of a spec (regression, or `experiment:` convnet, theory or map): what
-    `validate` accepts, with the rules JSON Schema cannot state listed in words under `x-rules`."""
-    from overparam.schema import published_schema
+    `validate` accepts, with the rules JSON Schema cannot state listed in words under `x-rules`.
 
-    sys.stdout.write(json.dumps(published_schema(), indent=2, ensure_ascii=False) + "\n")
+    Example: overparam schema --kind map > map.schema.json"""
+    from overparam.registry import KINDS
+    from overparam.schema import kind_schema, published_schema
+
+    if kind is not None and kind not in KINDS:
+        raise OverparamError(f"--kind {kind!r}: no such kind; kinds are {', '.join(KINDS)}")
+    document = published_schema() if kind is None else kind_schema(kind)
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
@@ -294,6 +347,37 @@ def _summary(outcomes: list[Outcome]) -> None:
     out.print(table)
 
 
+def _spec_arguments(arguments: list[Path], specs_dir: Path = Path("specs")) -> list[Path]:
+    """Each argument as spec files: a file as it is, a folder as its *.yaml, and a name that is no
+    path as the spec of that id in `specs_dir`."""
+    paths: list[Path] = []
+    ids: dict[str, Path] | None = None
+    for argument in arguments:
+        if argument.is_dir():
+            paths += _spec_files(argument)
+        elif argument.exists() or argument.suffix in (".yaml", ".yml") or len(argument.parts) > 1:
+            paths.append(argument)  # a file, or what the loader will say is missing
+        else:
+            ids = ids if ids is not None else _ids_in(specs_dir)
+            if str(argument) not in ids:
+                raise OverparamError(f"{argument}: no such spec file, folder or id in {specs_dir}/; ids are {', '.join(sorted(ids)) or 'none'}")
+            paths.append(ids[str(argument)])
+    return paths
+
+
+def _ids_in(folder: Path) -> dict[str, Path]:
+    """id -> file of every spec in `folder` (a spec that does not load keeps its file name as its id)."""
+    from overparam.yamlpos import load_yaml
+
+    found: dict[str, Path] = {}
+    for path in _spec_files(folder) if folder.is_dir() else []:
+        try:
+            found[str(load_yaml(path)[0].get("id", path.stem))] = path
+        except OverparamError:
+            found[path.stem] = path
+    return found
+
+
 def _spec_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise OverparamError(f"{folder}: no such folder of specs; pass --specs DIR")
@@ -338,4 +422,8 @@ def _checked_device(device: str) -> str:
 
 
 def main() -> None:
-    app(prog_name="overparam")
+    # --debug belongs to the whole command, wherever it is typed: click reads it before the subcommand only.
+    args = sys.argv[1:]
+    if "--debug" in args[1:]:
+        args = ["--debug", *(a for a in args if a != "--debug")]
+    app(args=args, prog_name="overparam")

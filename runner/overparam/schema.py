@@ -38,6 +38,29 @@ def published_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "overparam spec", "description": DOCUMENT, **schema}
 
 
+def kind_schema(kind: str) -> dict[str, Any]:
+    """The published schema of one kind's specs (`experiment: <kind>`), with only the definitions it uses."""
+    whole = published_schema()
+    name = KINDS[kind].spec.__name__
+    used: dict[str, Any] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in used:
+            continue
+        used[current] = whole["$defs"][current]
+        todo += [ref.rsplit("/", 1)[-1] for ref in _refs(used[current])]
+    return {**{k: v for k, v in whole.items() if k not in ("$defs", "oneOf", "anyOf", "discriminator")}, "$ref": f"#/$defs/{name}", "$defs": used}
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
 def _override_of(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
     """The schema of a deep-merge override of `node`: every key optional, down through mappings
     (lists are replaced whole, so their items keep their full schema). The rules between keys
