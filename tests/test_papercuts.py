@@ -75,3 +75,19 @@ def test_schema_of_one_kind_is_smaller_and_still_validates_its_specs() -> None:
     assert not validator.is_valid(yaml.safe_load((REPO / "specs" / "l4_depth.yaml").read_text()))
     wrong = invoke("schema", "--kind", "maps")
     assert wrong.exit_code == 2 and "kinds are regression, convnet, theory, map" in wrong.output
+
+
+def test_verify_all_and_list_speak_json(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    write_spec(specs, small_spec(), "tiny.yaml")
+    args = ["--specs", specs, "--store", tmp_path / "s.sqlite", "--reports", tmp_path / "r", "--json"]
+    result = invoke("verify-all", *args)
+    claims = json.loads(result.stdout)  # stdout alone: the progress and the per-claim lines are on stderr
+    assert result.exit_code == 0 and [c["id"] for c in claims] == ["tiny"]
+    (claim,) = claims
+    assert claim["headline"] == "reproduced" and claim["verdict_current"] is True
+    assert claim["checks"][0]["passed"] is True and claim["checks"][0]["role"] == "claim" and "final_gap" in claim["checks"][0]["statement"]
+    listed = json.loads(invoke("list", "--specs", specs, "--reports", tmp_path / "r", "--json").stdout)
+    assert listed[0]["id"] == "tiny" and listed[0]["reports"]["default"]["headline"] == "reproduced"
+

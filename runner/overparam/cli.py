@@ -146,6 +146,7 @@ StoredOnlyOpt = Annotated[
         "--stored-only", help="train nothing: report from the run store (opened read-only), and stop (exit 2) if it lacks a run", metavar=""
     ),
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON on stdout (the progress and lines go to stderr)", metavar="")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="with --executor ray: an existing cluster, e.g. ray://head:10001", metavar="URL")]
 
 
@@ -199,6 +200,7 @@ def verify_all(
     address: AddressOpt = None,
     checkpoint_every: CheckpointOpt = DEFAULT_EVERY_S,
     stored_only: StoredOnlyOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run every spec in a folder, then write the index reports/README.md.
 
@@ -226,13 +228,44 @@ def verify_all(
     outcomes = []
     for path, spec in chosen:
         options = Options(store, reports, profile, _checked_device(device), data_dir, fresh, checkpoint_every, stored_only)
-        outcomes.append(_verify_one(path, options, session))
+        outcomes.append(_verify_one(path, options, session, err if as_json else out))
         last = outcomes[-1]
         err.print(pace.done(spec.id, last.wall_s, last.trained, last.cached), highlight=False)
     index = write_index(specs, reports)
-    _summary(outcomes)
-    out.print(f"index: {index}", markup=False)
+    if as_json:
+        sys.stdout.write(json.dumps([_outcome_json(o, profile) for o in outcomes], indent=1, ensure_ascii=False) + "\n")
+    else:
+        _summary(outcomes)
+        out.print(f"index: {index}", markup=False)
     raise typer.Exit(0 if all(o.passed for o in outcomes) else 1)
+
+
+def _outcome_json(outcome: Outcome, profile: str | None) -> dict[str, Any]:
+    """A claim's outcome as data: its headline, each statement, each check (the README's JSON section)."""
+    judgement = outcome.judgement
+    return {
+        "id": outcome.spec.id,
+        "profile": profile or "default",
+        "headline": judgement.status,
+        "verdict_current": judgement.current,
+        "why": judgement.why,
+        "statements": [{"aspect": s.aspect or "", "says": s.says, "status": s.status, "key": s.key()} for s in judgement.statements],
+        "checks": [
+            {
+                "statement": c.statement,
+                "passed": c.passed,
+                "role": c.role,
+                "decides": c.decides,
+                "evidence": c.evidence,
+                "fragile": c.stability.fragile if c.stability else None,
+                "chaotic": c.stability.chaotic if c.stability else None,
+            }
+            for c in outcome.checks
+        ],
+        "report": str(outcome.report),
+        "runs_trained": outcome.trained,
+        "runs_from_store": outcome.cached,
+    }
 
 
 @app.command()
@@ -257,17 +290,33 @@ def validate(specs: SpecPaths) -> None:
 
 @app.command("list")
 @user_errors
-def list_claims(specs_dir: SpecsDirOpt = Path("specs")) -> None:
+def list_claims(specs_dir: SpecsDirOpt = Path("specs"), reports: ReportsOpt = Path("reports"), as_json: JsonOpt = False) -> None:
     """A table of the claims in the specs folder; piped, one tab-separated line per claim, whole.
 
     Example: overparam list | cut -f1"""
     from overparam.specload import load_spec
 
     columns = ("id", "group", "title", "verdict", "models", "checks", "profiles")
-    rows = []
+    rows, specs, paths = [], [], {}
     for path in _spec_files(specs_dir):
         spec = load_spec(path)
+        specs.append(spec)
+        paths[spec.id] = path
         rows.append((spec.id, spec.group, spec.title, spec.verdict.status, spec.listing(), str(len(spec.checks)), ", ".join(spec.profiles) or "—"))
+    if as_json:  # each claim with what its last reports say (reports/<id>[-profile].json), where they exist
+        from overparam.report import read_record, report_files
+
+        claims = []
+        for row in rows:
+            spec = next(spec for spec in specs if spec.id == row[0])
+            records = {}
+            for name in (None, *spec.profiles):
+                record = read_record(report_files(reports, spec.id, name)[0].with_suffix(".json"))
+                if record is not None:
+                    records[name or "default"] = {k: getattr(record, k) for k in ("headline", "budget", "statements", "verdict_current", "why", "checks", "date", "commit")}
+            claims.append({**dict(zip(columns, row)), "checks": len(spec.checks), "profiles": list(spec.profiles), "file": str(paths[spec.id]), "reports": records})
+        sys.stdout.write(json.dumps(claims, indent=1, ensure_ascii=False) + "\n")
+        return
     if not out.is_terminal:  # for cut, grep and scripts: nothing cut to the width of a terminal that is not there
         sys.stdout.write("".join("\t".join(row) + "\n" for row in (columns, *rows)))
         return
@@ -297,7 +346,7 @@ def schema(
     sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
-def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
+def _verify_one(path: Path, options: Options, session: Session, say: Console = out) -> Outcome:
     from overparam.pipeline import verify
     from overparam.progress import RichProgress
 
@@ -305,16 +354,16 @@ def _verify_one(path: Path, options: Options, session: Session) -> Outcome:
     judgement = outcome.judgement
     current = "[green]✓[/]" if outcome.passed else "[red]✗ out of date[/]"
     source = f"{outcome.trained} runs trained, {outcome.cached} from the run store" if outcome.trained + outcome.cached else "probe"
-    out.print(f"{current} {outcome.spec.id}: {judgement.status} ({source}, {outcome.wall_s:.1f} s) → {escape(str(outcome.report))}", highlight=False)
+    say.print(f"{current} {outcome.spec.id}: {judgement.status} ({source}, {outcome.wall_s:.1f} s) → {escape(str(outcome.report))}", highlight=False)
     for warning in outcome.warnings:
         err.print(f"[yellow]warning[/] {escape(f'{path}: {warning}')}", highlight=False)
     # A claim check that fails where the verdict says so is evidence, not a failure: listed only when the run fails.
     failing = [index for index, check in enumerate(outcome.checks) if not check.passed and not outcome.passed]
     if not outcome.passed:
-        out.print(f"  [red]✗[/] {escape(f'{path}: verdict: {judgement.why}')}", highlight=False)
+        say.print(f"  [red]✗[/] {escape(f'{path}: verdict: {judgement.why}')}", highlight=False)
     for index in failing:
         check = outcome.checks[index]
-        out.print(f"  [red]✗[/] {escape(f'{outcome.located.get(index, path)}: checks[{index}]: {check.statement}: {check.evidence}')}", highlight=False)
+        say.print(f"  [red]✗[/] {escape(f'{outcome.located.get(index, path)}: checks[{index}]: {check.statement}: {check.evidence}')}", highlight=False)
     return outcome
 
 
