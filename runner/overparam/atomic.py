@@ -42,6 +42,6 @@ def read_regular(path: Path, what: str, limit: int) -> bytes:
         raise OverparamError(f"{path}: {info.st_size:,} bytes, more than a {what} may be ({limit:,}); is it the right file?")
     try:
         with path.open("rb") as file:
-            return file.read(limit + 1)[: limit + 1]
+            return file.read(limit)  # its size was checked above
     except OSError as error:
         raise OverparamError(f"{path}: cannot read the {what} ({error.strerror or error})") from error

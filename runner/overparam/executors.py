@@ -84,9 +84,9 @@ def refuse_beyond_memory(jobs: list[Job], executor: Executor) -> None:
     needs more memory than this machine has (estimated: RunConfig.memory_bytes)."""
     if not jobs:
         return
-    largest = max(jobs, key=lambda job: job.memory_bytes)
+    each, largest = max(((job.memory_bytes, job) for job in jobs), key=lambda pair: pair[0])  # each estimate once
     at_once = min(len(jobs), executor.workers) if isinstance(executor, LocalProcesses) else 1
-    need, have = largest.memory_bytes * at_once, machine_memory()
+    need, have = each * at_once, machine_memory()
     if have and need > have:
         models = ", ".join(dict.fromkeys(run.model for run in largest.runs))
         raise OverparamError(
